@@ -1,0 +1,172 @@
+//! The filesystem layer of `failwal`.
+//!
+//! Everything the log needs from a disk goes through two traits, [`Fs`] and
+//! [`File`], so that the same manager code runs on a real directory
+//! ([`OsFs`]), on an in-memory filesystem that can produce power-loss crash
+//! images ([`MemFs`]), and under composable fault injection ([`ErrorFs`],
+//! [`LatencyFs`]) and slow-operation reporting ([`HealthFs`]).
+//!
+//! This crate knows nothing of records, logs or failover.
+//!
+//! # Contract
+//!
+//! * Operations are *primitive*: [`Fs::create`] and [`Fs::rename`] do **not**
+//!   make the directory entry durable. A caller that needs the entry to
+//!   survive a power loss calls [`Fs::sync_dir`] afterwards. [`MemFs`] models
+//!   exactly this, so a test over it catches a missing directory sync.
+//! * [`File::sync_data`] makes every byte written to that file so far durable,
+//!   together with the file size (Linux `fdatasync`).
+//! * Every error names the operation and the path ([`Error`]).
+#![deny(missing_docs)]
+
+mod error;
+
+pub use error::{Error, Op, Result};
+
+use std::fmt::Debug;
+use std::path::Path;
+
+/// What [`Fs::stat`] reports about a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// The file's length in bytes (0 for a directory).
+    pub len: u64,
+    /// Whether the path is a directory.
+    pub is_dir: bool,
+}
+
+/// A filesystem as the write-ahead log sees it.
+///
+/// Implementations are shared between threads (`Arc<dyn Fs>`); every method
+/// takes `&self`.
+pub trait Fs: Send + Sync + Debug + 'static {
+    /// Creates `path` for writing, truncating it if it exists. Writes start at
+    /// offset 0. The directory entry is not durable until [`Fs::sync_dir`].
+    ///
+    /// # Errors
+    /// The parent directory is missing or not writable, or the disk fails.
+    fn create(&self, path: &Path) -> Result<Box<dyn File>>;
+
+    /// Opens an existing file for reading ([`File::read_at`]); writing through
+    /// the handle fails.
+    ///
+    /// # Errors
+    /// The file is missing or unreadable.
+    fn open(&self, path: &Path) -> Result<Box<dyn File>>;
+
+    /// Renames the existing file `old` to `new` and opens it for writing
+    /// *without truncating it*: writes start at offset 0 and overwrite the old
+    /// bytes, so that a recycled log file keeps its allocated blocks (no
+    /// metadata update on each sync). Bytes beyond what is rewritten keep
+    /// their old content. The rename is not durable until [`Fs::sync_dir`].
+    ///
+    /// # Errors
+    /// `old` is missing, `new` exists, or the disk fails.
+    fn reuse_for_write(&self, old: &Path, new: &Path) -> Result<Box<dyn File>>;
+
+    /// Renames `from` to `to`, replacing `to` if it exists. Not durable until
+    /// [`Fs::sync_dir`].
+    ///
+    /// # Errors
+    /// `from` is missing or the disk fails.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+
+    /// Removes the file `path`. Not durable until [`Fs::sync_dir`].
+    ///
+    /// # Errors
+    /// The file is missing or the disk fails.
+    fn remove(&self, path: &Path) -> Result<()>;
+
+    /// Lists the names (not paths) of the entries of directory `dir`, sorted.
+    ///
+    /// # Errors
+    /// The directory is missing or unreadable.
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+
+    /// Creates `dir` and any missing parents. Succeeds if it exists.
+    ///
+    /// # Errors
+    /// A component is not a directory, or the disk fails.
+    fn create_dir_all(&self, dir: &Path) -> Result<()>;
+
+    /// Makes the entries of `dir` (creations, renames, removals) durable.
+    ///
+    /// # Errors
+    /// The directory is missing or the disk fails.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+
+    /// Reports the length of `path` and whether it is a directory.
+    ///
+    /// # Errors
+    /// The path is missing ([`Error::is_not_found`]) or unreadable.
+    fn stat(&self, path: &Path) -> Result<Metadata>;
+
+    /// Truncates (or extends with zeros) the file `path` to `len` bytes and
+    /// makes the new length durable. Used by repair to cut a torn tail.
+    ///
+    /// # Errors
+    /// The file is missing or the disk fails.
+    fn truncate(&self, path: &Path, len: u64) -> Result<()>;
+
+    /// Takes an exclusive lock on directory `dir`, held until the returned
+    /// guard is dropped. A second lock on the same directory, from this or
+    /// another process, fails with [`Error::Locked`].
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another holder has it; I/O errors otherwise.
+    fn lock(&self, dir: &Path) -> Result<Box<dyn DirLock>>;
+}
+
+/// An open file. Write handles append sequentially from offset 0; read
+/// handles read at explicit offsets.
+pub trait File: Send + Sync + Debug {
+    /// Writes all of `buf` at the current write position and advances it.
+    ///
+    /// # Errors
+    /// The handle is read-only, the disk is full, or the disk fails.
+    fn write(&mut self, buf: &[u8]) -> Result<()>;
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
+    /// (0 at or past the end of the file).
+    ///
+    /// # Errors
+    /// The disk fails.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// Makes every byte written through any handle of this file durable,
+    /// together with the file's length (`fdatasync`).
+    ///
+    /// # Errors
+    /// The disk fails. After a failed sync the written bytes may or may not be
+    /// durable and must not be assumed either way.
+    fn sync_data(&mut self) -> Result<()>;
+
+    /// The file's current length in bytes.
+    ///
+    /// # Errors
+    /// The disk fails.
+    fn size(&self) -> Result<u64>;
+
+    /// Reserves disk space for `len` bytes from `offset` without changing the
+    /// file's length, so later writes there need no block allocation. May be
+    /// a no-op where the filesystem cannot do it.
+    ///
+    /// # Errors
+    /// The disk is full or fails.
+    fn preallocate(&mut self, offset: u64, len: u64) -> Result<()>;
+
+    /// The path the file was opened under.
+    fn path(&self) -> &Path;
+
+    /// Closes the handle. Dropping it also closes it, ignoring errors.
+    ///
+    /// # Errors
+    /// The disk fails on close.
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// An exclusive lock on a directory, released when dropped.
+pub trait DirLock: Send + Sync + Debug {
+    /// The locked directory.
+    fn dir(&self) -> &Path;
+}

@@ -1,0 +1,2 @@
+//! The log managers of `failwal` (under construction).
+#![deny(missing_docs)]
