@@ -1,0 +1,1354 @@
+//! The group-commit log writer.
+//!
+//! # Design
+//!
+//! Appenders (any number of threads) encode their record into chunks and copy
+//! them into one shared buffer under a mutex; that is all an append costs.
+//! One *flush thread* per writer takes the whole buffer (swapping in a spare
+//! one, so neither side allocates in steady state), writes it with one
+//! `write`, and, if any appender asked for durability, syncs once for all of
+//! them: every waiter whose record was in the buffer when the flush thread
+//! took it is released by that one sync. This is group commit: under load the
+//! number of syncs is far below the number of synced records.
+//!
+//! ```text
+//!  appender ──lock──► encode chunks into `buf` ──► (sync wanted? bump `sync_wanted`, wake flusher)
+//!                                                      │
+//!  flush thread: lock ► take `buf`, note `end` ► unlock ► write(buf) ► sync ► lock ► synced = end ► wake waiters
+//! ```
+//!
+//! Ordering argument: an appender raises `sync_wanted` to the end of its
+//! record *under the same lock* in which it appended the record, and the
+//! flush thread reads `sync_wanted` and takes the buffer in one critical
+//! section. So when the flush thread decides to sync, every byte up to
+//! `sync_wanted` is either already written or in the buffer it just took:
+//! after the sync, `synced = end >= sync_wanted`, and no waiter can be
+//! released before its bytes are durable.
+//!
+//! The synced offset written into wal-sync chunk headers is `synced`, read
+//! under the lock when the chunk is encoded: a promise that the file was
+//! durable up to that offset before this chunk was written.
+//!
+//! # Errors are sticky
+//!
+//! The first failed write or sync is latched. Every later append, sync
+//! request and waiter gets a clone of it; bytes still buffered are dropped;
+//! nothing is retried. After a failed `fsync` the kernel may have dropped the
+//! dirty pages while marking them clean, so a retry that "succeeds" would lie
+//! (Pebble's `TestSyncError`; the 2018 PostgreSQL fsync discussion).
+
+use std::io;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, IoOp, Result};
+use crate::format::{self, BLOCK_SIZE, ChunkType, Position, WireFormat};
+use crate::histogram::{Histogram, HistogramSnapshot};
+
+/// The file a [`LogWriter`] writes to: sequential writes and a data sync.
+///
+/// Implemented for [`std::fs::File`] and for `Vec<u8>` (whose sync does
+/// nothing; for tests and in-memory use).
+pub trait LogFile: Send + 'static {
+    /// Writes all of `buf` at the current position.
+    ///
+    /// # Errors
+    /// Any I/O error; it becomes the writer's sticky error.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+
+    /// Makes everything written so far durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// Any I/O error; it becomes the writer's sticky error.
+    fn sync_data(&mut self) -> io::Result<()>;
+
+    /// Closes the file after the writer's final sync. The default drops it.
+    ///
+    /// # Errors
+    /// Any I/O error on close; [`LogWriter::close`] reports it.
+    fn close(self) -> io::Result<()>
+    where
+        Self: Sized,
+    {
+        Ok(())
+    }
+}
+
+impl LogFile for std::fs::File {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        io::Write::write_all(self, buf)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        std::fs::File::sync_data(self)
+    }
+}
+
+impl LogFile for Vec<u8> {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the flush thread reports after each sync, to [`LogWriterOptions::on_sync`].
+#[derive(Clone, Debug)]
+pub enum SyncEvent {
+    /// The file is durable up to `offset`.
+    Synced {
+        /// The new synced offset.
+        offset: u64,
+    },
+    /// A write or sync failed; the writer is poisoned with `error`.
+    Failed {
+        /// The sticky error.
+        error: Error,
+    },
+}
+
+/// A callback run on the flush thread after every sync and on the first
+/// error. It must not block for long and must not call back into the writer
+/// in a way that waits for the flush thread.
+pub type SyncCallback = Arc<dyn Fn(&SyncEvent) + Send + Sync>;
+
+/// Configuration of a [`LogWriter`].
+#[derive(Clone)]
+pub struct LogWriterOptions {
+    /// The log's number; its low 32 bits go into every recyclable and
+    /// wal-sync header, and the EOF trailer carries `log_num + 1`.
+    pub log_num: u32,
+    /// The header layout to write. Default: [`WireFormat::WalSync`].
+    pub format: WireFormat,
+    /// After a sync, no new sync starts before this much time has passed;
+    /// writes continue meanwhile. Zero disables the limit.
+    pub min_sync_interval: Duration,
+    /// When this many encoded bytes wait for the flush thread, appenders
+    /// block until it catches up. `usize::MAX` never blocks: a caller that
+    /// must not stall behind a stuck file (the failover writer) bounds its
+    /// memory itself.
+    pub pending_bytes_max: usize,
+    /// Records longer than this are refused with [`Error::RecordTooLarge`].
+    pub record_size_max: usize,
+    /// Called on the flush thread after every sync and on the first error.
+    pub on_sync: Option<SyncCallback>,
+}
+
+impl Default for LogWriterOptions {
+    fn default() -> Self {
+        LogWriterOptions {
+            log_num: 0,
+            format: WireFormat::WalSync,
+            min_sync_interval: Duration::ZERO,
+            pending_bytes_max: 8 << 20,
+            record_size_max: 256 << 20,
+            on_sync: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for LogWriterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriterOptions")
+            .field("log_num", &self.log_num)
+            .field("format", &self.format)
+            .field("min_sync_interval", &self.min_sync_interval)
+            .field("pending_bytes_max", &self.pending_bytes_max)
+            .field("record_size_max", &self.record_size_max)
+            .field("on_sync", &self.on_sync.is_some())
+            .finish()
+    }
+}
+
+/// Where an appended record landed in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the record's first chunk header.
+    pub offset: u64,
+    /// Offset just past the record, including any block padding it caused:
+    /// the record is durable once the synced offset reaches this.
+    pub end: u64,
+}
+
+/// Writer figures for the layer above, as of [`LogWriter::metrics`].
+#[derive(Clone, Debug, Default)]
+pub struct LogWriterMetrics {
+    /// Records appended.
+    pub records: u64,
+    /// Payload bytes appended (before framing).
+    pub payload_bytes: u64,
+    /// Bytes handed to the file, framing and padding included.
+    pub bytes_written: u64,
+    /// `write` calls made by the flush thread.
+    pub writes: u64,
+    /// Syncs performed.
+    pub syncs: u64,
+    /// Latency of each `write`, in nanoseconds.
+    pub write_latency: HistogramSnapshot,
+    /// Latency of each sync, in nanoseconds.
+    pub sync_latency: HistogramSnapshot,
+    /// Records made durable by each sync (the group-commit group size).
+    pub sync_group_records: HistogramSnapshot,
+    /// Time the flush thread spent writing and syncing.
+    pub work_time: Duration,
+    /// Time the flush thread spent waiting for work.
+    pub idle_time: Duration,
+    /// Encoded bytes waiting for the flush thread right now.
+    pub pending_bytes: u64,
+    /// Bytes appended but not yet durable right now.
+    pub unsynced_bytes: u64,
+}
+
+/// When the flush thread writes a buffer that nobody asked to sync or flush:
+/// once this much has accumulated. Larger means fewer wake-ups and larger
+/// writes for unsynced appends.
+const FLUSH_THRESHOLD: usize = 4 * BLOCK_SIZE;
+
+/// Settings fixed for the writer's life.
+struct Fixed {
+    log_num: u32,
+    format: WireFormat,
+    min_sync_interval: Duration,
+    pending_bytes_max: usize,
+    record_size_max: usize,
+    on_sync: Option<SyncCallback>,
+}
+
+// The flags are independent facts about the writer's life; an enum would
+// have to encode their product.
+#[allow(clippy::struct_excessive_bools)]
+struct State {
+    // Appender side.
+    /// File offset of the next chunk: every byte before it has been encoded.
+    offset: u64,
+    /// Encoded bytes the flush thread has not taken yet.
+    // INVARIANT: `buf` holds exactly the file range `[offset - buf.len(), offset)`.
+    buf: Vec<u8>,
+    /// A cleared buffer returned by the flush thread, reused on the next swap.
+    spare: Vec<u8>,
+    /// Highest offset some caller needs durable.
+    sync_wanted: u64,
+    /// Highest offset some caller needs written (not necessarily synced).
+    flush_wanted: u64,
+    /// Set by `close` (after the trailer) and by dropping the writer.
+    closing: bool,
+    /// Whether closing writes the EOF trailer and syncs (close) or just
+    /// drains what is buffered (drop).
+    abandoned: bool,
+    records: u64,
+    payload_bytes: u64,
+
+    // Flush-thread side.
+    /// Bytes successfully handed to the file.
+    written: u64,
+    /// Bytes known durable.
+    // INVARIANT: synced <= written <= offset - buf.len().
+    synced: u64,
+    /// Records durable (for group-size figures).
+    records_synced: u64,
+    /// The flush thread is parked waiting for work.
+    flusher_idle: bool,
+    /// The flush thread has exited; nothing will change any more.
+    flusher_done: bool,
+    /// No sync may start before this instant (min sync interval).
+    sync_gate: Option<Instant>,
+    /// The sticky error.
+    error: Option<Error>,
+    /// The error from closing the file, if any.
+    close_error: Option<Error>,
+    bytes_written: u64,
+    writes: u64,
+    syncs: u64,
+    work_time: Duration,
+    idle_time: Duration,
+}
+
+impl State {
+    fn taken(&self) -> u64 {
+        self.offset - self.buf.len() as u64
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.closing {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Encodes one record at `offset` and returns where it landed.
+    fn emit(&mut self, fx: &Fixed, parts: &[&[u8]], len: usize) -> Appended {
+        let header_size = fx.format.header_size();
+        let start = self.offset;
+        let mut cursor = Parts::new(parts);
+        let mut first = true;
+        loop {
+            let pos = (self.offset % BLOCK_SIZE as u64) as usize;
+            assert!(
+                BLOCK_SIZE - pos >= header_size,
+                "a block tail was not padded"
+            );
+            let take = cursor.left.min(BLOCK_SIZE - pos - header_size);
+            let last = take == cursor.left;
+            let position = match (first, last) {
+                (true, true) => Position::Full,
+                (true, false) => Position::First,
+                (false, false) => Position::Middle,
+                (false, true) => Position::Last,
+            };
+            let ty = ChunkType {
+                position,
+                format: fx.format,
+            };
+            let h = self.buf.len();
+            self.buf.resize(h + header_size, 0);
+            cursor.copy_to(&mut self.buf, take);
+            let (header, payload) = self.buf[h..].split_at_mut(header_size);
+            format::encode_header(header, ty, fx.log_num, self.synced, payload);
+            self.offset += (header_size + take) as u64;
+            let pos = (self.offset % BLOCK_SIZE as u64) as usize;
+            if pos != 0 && BLOCK_SIZE - pos < header_size {
+                // No room for another header: zero the block tail.
+                let pad = BLOCK_SIZE - pos;
+                self.buf.resize(self.buf.len() + pad, 0);
+                self.offset += pad as u64;
+            }
+            first = false;
+            if last {
+                break;
+            }
+        }
+        assert_eq!(cursor.left, 0);
+        self.records += 1;
+        self.payload_bytes += len as u64;
+        debug_assert_eq!(
+            self.offset - start,
+            format::encoded_len(fx.format, start, len)
+        );
+        Appended {
+            offset: start,
+            end: self.offset,
+        }
+    }
+}
+
+/// A cursor over the concatenation of a record's parts.
+struct Parts<'a> {
+    slices: &'a [&'a [u8]],
+    index: usize,
+    within: usize,
+    left: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Parts<'a> {
+        Parts {
+            slices: parts,
+            index: 0,
+            within: 0,
+            left: parts.iter().map(|p| p.len()).sum(),
+        }
+    }
+
+    fn copy_to(&mut self, out: &mut Vec<u8>, mut n: usize) {
+        self.left -= n;
+        while n > 0 {
+            let part = &self.slices[self.index][self.within..];
+            let k = part.len().min(n);
+            out.extend_from_slice(&part[..k]);
+            n -= k;
+            self.within += k;
+            if self.within == self.slices[self.index].len() {
+                self.index += 1;
+                self.within = 0;
+            }
+        }
+    }
+}
+
+struct Shared {
+    fixed: Fixed,
+    state: Mutex<State>,
+    /// The flush thread waits here for work.
+    work: Condvar,
+    /// Sync waiters, flush waiters and blocked appenders wait here.
+    progress: Condvar,
+    write_latency: Histogram,
+    sync_latency: Histogram,
+    sync_group_records: Histogram,
+}
+
+impl Shared {
+    /// Wakes the flush thread if it is parked. Called with the lock held.
+    fn wake_flusher(&self, st: &State) {
+        if st.flusher_idle {
+            self.work.notify_one();
+        }
+    }
+}
+
+/// A log writer with group commit: many threads append, one flush thread
+/// writes and syncs for all of them. See the [module docs](self) and the
+/// crate example.
+pub struct LogWriter<F: LogFile> {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+    _file: std::marker::PhantomData<fn(F)>,
+}
+
+impl<F: LogFile> std::fmt::Debug for LogWriter<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.state.lock();
+        f.debug_struct("LogWriter")
+            .field("log_num", &self.shared.fixed.log_num)
+            .field("offset", &st.offset)
+            .field("written", &st.written)
+            .field("synced", &st.synced)
+            .field("error", &st.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: LogFile> LogWriter<F> {
+    /// Starts a writer on `file`, which must be positioned at offset 0 (a new
+    /// file, or a recycled one being overwritten from the start).
+    ///
+    /// # Errors
+    /// The flush thread cannot be started.
+    ///
+    /// # Panics
+    /// If `options.pending_bytes_max` is zero.
+    pub fn new(file: F, options: LogWriterOptions) -> Result<LogWriter<F>> {
+        assert!(
+            options.pending_bytes_max > 0,
+            "pending_bytes_max must be positive"
+        );
+        let shared = Arc::new(Shared {
+            fixed: Fixed {
+                log_num: options.log_num,
+                format: options.format,
+                min_sync_interval: options.min_sync_interval,
+                pending_bytes_max: options.pending_bytes_max,
+                record_size_max: options.record_size_max,
+                on_sync: options.on_sync,
+            },
+            state: Mutex::new(State {
+                offset: 0,
+                buf: Vec::with_capacity(FLUSH_THRESHOLD * 2),
+                spare: Vec::with_capacity(FLUSH_THRESHOLD * 2),
+                sync_wanted: 0,
+                flush_wanted: 0,
+                closing: false,
+                abandoned: false,
+                records: 0,
+                payload_bytes: 0,
+                written: 0,
+                synced: 0,
+                records_synced: 0,
+                flusher_idle: false,
+                flusher_done: false,
+                sync_gate: None,
+                error: None,
+                close_error: None,
+                bytes_written: 0,
+                writes: 0,
+                syncs: 0,
+                work_time: Duration::ZERO,
+                idle_time: Duration::ZERO,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            write_latency: Histogram::new(),
+            sync_latency: Histogram::new(),
+            sync_group_records: Histogram::new(),
+        });
+        let for_thread = Arc::clone(&shared);
+        let flusher = thread::Builder::new()
+            .name(format!("wal-flush-{}", options.log_num))
+            .spawn(move || flush_loop(&for_thread, file))
+            .map_err(|e| Error::io(IoOp::Spawn, e))?;
+        Ok(LogWriter {
+            shared,
+            flusher: Some(flusher),
+            _file: std::marker::PhantomData,
+        })
+    }
+
+    /// The log number this writer stamps into chunk headers.
+    pub fn log_num(&self) -> u32 {
+        self.shared.fixed.log_num
+    }
+
+    /// Appends one record made of the concatenation of `parts`, without
+    /// waiting for it to be written or synced.
+    ///
+    /// # Errors
+    /// The writer's sticky error, [`Error::Closed`], or
+    /// [`Error::RecordTooLarge`].
+    pub fn append(&self, parts: &[&[u8]]) -> Result<Appended> {
+        let (appended, _) = self.append_with(false, |batch| batch.push(parts))?;
+        appended
+    }
+
+    /// Appends one record and waits until it is durable.
+    ///
+    /// # Errors
+    /// As [`LogWriter::append`], plus the first write or sync error.
+    pub fn append_sync(&self, parts: &[&[u8]]) -> Result<Appended> {
+        let (appended, end) = self.append_with(true, |batch| batch.push(parts))?;
+        let appended = appended?;
+        self.wait_synced(end)?;
+        Ok(appended)
+    }
+
+    /// Runs `build` with the writer locked, so that it can append several
+    /// records (and assign them sequence numbers) atomically with respect to
+    /// other appenders. If `request_sync`, a sync of everything up to the end
+    /// of the batch is requested; the call does not wait for it: use
+    /// [`LogWriter::wait_synced`] with the returned end offset.
+    ///
+    /// `build` runs under the writer's lock: it must be short and must not
+    /// call back into this writer.
+    ///
+    /// # Errors
+    /// The writer's sticky error or [`Error::Closed`] (then `build` is not
+    /// run).
+    pub fn append_with<T>(
+        &self,
+        request_sync: bool,
+        build: impl FnOnce(&mut Batch<'_>) -> T,
+    ) -> Result<(T, u64)> {
+        let shared = &*self.shared;
+        let mut st = shared.state.lock();
+        st.check_open()?;
+        while st.buf.len() >= shared.fixed.pending_bytes_max {
+            shared.wake_flusher(&st);
+            shared.progress.wait(&mut st);
+            st.check_open()?;
+        }
+        let out = build(&mut Batch {
+            st: &mut st,
+            fixed: &shared.fixed,
+        });
+        let end = st.offset;
+        if request_sync && st.sync_wanted < end {
+            st.sync_wanted = end;
+            shared.wake_flusher(&st);
+        } else if st.buf.len() >= FLUSH_THRESHOLD {
+            shared.wake_flusher(&st);
+        }
+        Ok((out, end))
+    }
+
+    /// Asks for everything appended so far to be synced and returns the
+    /// offset that will then be durable; does not wait.
+    pub fn request_sync(&self) -> u64 {
+        let mut st = self.shared.state.lock();
+        let end = st.offset;
+        if st.sync_wanted < end {
+            st.sync_wanted = end;
+            self.shared.wake_flusher(&st);
+        }
+        end
+    }
+
+    /// Waits until the file is durable up to `offset` (an [`Appended::end`]
+    /// or the result of [`LogWriter::request_sync`]), requesting the sync if
+    /// nobody has.
+    ///
+    /// # Errors
+    /// The writer's sticky error if the sync could not be done, or
+    /// [`Error::Closed`] if the writer stopped first.
+    ///
+    /// # Panics
+    /// If `offset` is beyond what has been appended.
+    pub fn wait_synced(&self, offset: u64) -> Result<()> {
+        let shared = &*self.shared;
+        let mut st = shared.state.lock();
+        assert!(offset <= st.offset, "waiting for bytes never appended");
+        if st.sync_wanted < offset {
+            st.sync_wanted = offset;
+            shared.wake_flusher(&st);
+        }
+        loop {
+            if st.synced >= offset {
+                return Ok(());
+            }
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            if st.flusher_done {
+                return Err(Error::Closed);
+            }
+            shared.progress.wait(&mut st);
+        }
+    }
+
+    /// Syncs everything appended so far and returns the durable offset.
+    ///
+    /// # Errors
+    /// As [`LogWriter::wait_synced`].
+    pub fn sync(&self) -> Result<u64> {
+        let end = self.request_sync();
+        self.wait_synced(end)?;
+        Ok(end)
+    }
+
+    /// Writes (without syncing) everything appended so far and waits for it,
+    /// so that a reader of the file sees it. Returns the written offset.
+    ///
+    /// # Errors
+    /// The writer's sticky error, or [`Error::Closed`].
+    pub fn flush(&self) -> Result<u64> {
+        let shared = &*self.shared;
+        let mut st = shared.state.lock();
+        let end = st.offset;
+        if st.flush_wanted < end {
+            st.flush_wanted = end;
+            shared.wake_flusher(&st);
+        }
+        loop {
+            if st.written >= end {
+                return Ok(end);
+            }
+            if let Some(e) = &st.error {
+                return Err(e.clone());
+            }
+            if st.flusher_done {
+                return Err(Error::Closed);
+            }
+            shared.progress.wait(&mut st);
+        }
+    }
+
+    /// The logical size: bytes appended so far, framing included.
+    pub fn size(&self) -> u64 {
+        self.shared.state.lock().offset
+    }
+
+    /// The offset up to which the file is known durable.
+    pub fn synced_offset(&self) -> u64 {
+        self.shared.state.lock().synced
+    }
+
+    /// The offset up to which bytes have been handed to the file.
+    pub fn written_offset(&self) -> u64 {
+        self.shared.state.lock().written
+    }
+
+    /// The sticky error, if a write or sync has failed.
+    pub fn error(&self) -> Option<Error> {
+        self.shared.state.lock().error.clone()
+    }
+
+    /// Current figures.
+    pub fn metrics(&self) -> LogWriterMetrics {
+        let shared = &*self.shared;
+        let st = shared.state.lock();
+        LogWriterMetrics {
+            records: st.records,
+            payload_bytes: st.payload_bytes,
+            bytes_written: st.bytes_written,
+            writes: st.writes,
+            syncs: st.syncs,
+            write_latency: shared.write_latency.snapshot(),
+            sync_latency: shared.sync_latency.snapshot(),
+            sync_group_records: shared.sync_group_records.snapshot(),
+            work_time: st.work_time,
+            idle_time: st.idle_time,
+            pending_bytes: st.buf.len() as u64,
+            unsynced_bytes: st.offset - st.synced,
+        }
+    }
+
+    /// Writes the EOF trailer (recyclable and wal-sync formats), writes and
+    /// syncs everything, closes the file and returns the final size. Waiters
+    /// for records appended before the call are released by the final sync.
+    ///
+    /// # Errors
+    /// The sticky error if any write or sync failed (the size is then not
+    /// reliable), or the error from closing the file.
+    pub fn close(mut self) -> Result<u64> {
+        let shared = Arc::clone(&self.shared);
+        {
+            let mut st = shared.state.lock();
+            if !st.closing {
+                if shared.fixed.format != WireFormat::Legacy && st.error.is_none() {
+                    let trailer = format::encode_eof_trailer(shared.fixed.log_num);
+                    st.buf.extend_from_slice(&trailer);
+                    st.offset += trailer.len() as u64;
+                }
+                st.closing = true;
+                st.sync_wanted = st.offset;
+                shared.work.notify_one();
+            }
+        }
+        let joined = self.flusher.take().map(JoinHandle::join);
+        let st = shared.state.lock();
+        if let Some(Err(_)) = joined {
+            return Err(Error::io(
+                IoOp::Write,
+                io::Error::other("the flush thread panicked"),
+            ));
+        }
+        if let Some(e) = &st.error {
+            return Err(e.clone());
+        }
+        if let Some(e) = &st.close_error {
+            return Err(e.clone());
+        }
+        debug_assert_eq!(st.synced, st.offset);
+        Ok(st.offset)
+    }
+}
+
+impl<F: LogFile> Drop for LogWriter<F> {
+    /// Dropping without [`LogWriter::close`] abandons the writer: the flush
+    /// thread writes what is buffered (syncing only if someone asked), drops
+    /// the file and exits on its own. No trailer is written and the drop
+    /// never waits, so a writer stuck on a stalled disk can be let go.
+    fn drop(&mut self) {
+        if self.flusher.is_some() {
+            let mut st = self.shared.state.lock();
+            st.closing = true;
+            st.abandoned = true;
+            self.shared.work.notify_one();
+        }
+    }
+}
+
+/// The writer, locked, as seen by [`LogWriter::append_with`].
+pub struct Batch<'a> {
+    st: &'a mut State,
+    fixed: &'a Fixed,
+}
+
+impl Batch<'_> {
+    /// Appends one record made of the concatenation of `parts`.
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`]; nothing is appended then.
+    pub fn push(&mut self, parts: &[&[u8]]) -> Result<Appended> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > self.fixed.record_size_max {
+            return Err(Error::RecordTooLarge {
+                offset: self.st.offset,
+                len: len as u64,
+                max: self.fixed.record_size_max as u64,
+            });
+        }
+        Ok(self.st.emit(self.fixed, parts, len))
+    }
+
+    /// The offset the next record will start at.
+    pub fn offset(&self) -> u64 {
+        self.st.offset
+    }
+}
+
+/// The result of one round of flush-thread I/O.
+struct Flushed {
+    /// The offset the round's data ended at.
+    end: u64,
+    /// Records appended before `end`.
+    records_at_end: u64,
+    /// Bytes written.
+    bytes: usize,
+    /// Whether data was written (`Ok(false)`: there was none).
+    wrote: io::Result<bool>,
+    /// Whether a sync was done (`Ok(false)`: none was due).
+    synced: io::Result<bool>,
+}
+
+impl State {
+    /// Publishes the outcome of a round of I/O; returns the event for the
+    /// sync callback, if any.
+    fn record_flush(&mut self, shared: &Shared, f: Flushed, now: Instant) -> Option<SyncEvent> {
+        let mut event = None;
+        match f.wrote {
+            Ok(true) => {
+                self.written = f.end;
+                self.writes += 1;
+                self.bytes_written += f.bytes as u64;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                let e = Error::io(IoOp::Write, e);
+                event = Some(SyncEvent::Failed { error: e.clone() });
+                self.error = Some(e);
+            }
+        }
+        match f.synced {
+            Ok(true) => {
+                debug_assert_eq!(self.written, f.end);
+                self.synced = f.end;
+                self.syncs += 1;
+                shared
+                    .sync_group_records
+                    .record(f.records_at_end - self.records_synced);
+                self.records_synced = f.records_at_end;
+                let min = shared.fixed.min_sync_interval;
+                if !min.is_zero() {
+                    self.sync_gate = Some(now + min);
+                }
+                event = Some(SyncEvent::Synced { offset: f.end });
+            }
+            Ok(false) => {}
+            Err(e) => {
+                let e = Error::io(IoOp::Sync, e);
+                event = Some(SyncEvent::Failed { error: e.clone() });
+                self.error = Some(e);
+            }
+        }
+        event
+    }
+}
+
+/// Runs a file operation, turning a panic in it into an I/O error so that the
+/// flush thread survives a misbehaving [`LogFile`].
+fn guarded<T>(op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    match panic::catch_unwind(AssertUnwindSafe(op)) {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::other("the log file panicked")),
+    }
+}
+
+fn flush_loop<F: LogFile>(shared: &Shared, mut file: F) {
+    let mut st = shared.state.lock();
+    let mut idle_since = Instant::now();
+    loop {
+        if st.error.is_some() {
+            // Poisoned: buffered bytes will never be written.
+            let taken = st.taken();
+            st.buf.clear();
+            debug_assert!(taken <= st.offset);
+            shared.progress.notify_all();
+            if st.closing {
+                break;
+            }
+            st.flusher_idle = true;
+            shared.work.wait(&mut st);
+            st.flusher_idle = false;
+            continue;
+        }
+
+        let now = Instant::now();
+        let gate_open = st.closing || st.sync_gate.is_none_or(|t| now >= t);
+        let sync_pending = st.sync_wanted > st.synced;
+        let sync_due = sync_pending && gate_open;
+        let write_due = !st.buf.is_empty()
+            && (sync_pending
+                || st.closing
+                || st.buf.len() >= FLUSH_THRESHOLD
+                || st.flush_wanted > st.written);
+        if !write_due && !sync_due {
+            if st.closing && st.buf.is_empty() && (st.abandoned || st.synced == st.offset) {
+                break;
+            }
+            st.flusher_idle = true;
+            match st.sync_gate {
+                Some(t) if sync_pending => {
+                    shared.work.wait_until(&mut st, t);
+                }
+                _ => shared.work.wait(&mut st),
+            }
+            st.flusher_idle = false;
+            continue;
+        }
+
+        // Take the work: the whole buffer, and the decision to sync it.
+        let spare = mem::take(&mut st.spare);
+        let mut data = mem::replace(&mut st.buf, spare);
+        let end = st.offset;
+        let records_at_end = st.records;
+        debug_assert_eq!(end - data.len() as u64, st.written);
+        let work_start = Instant::now();
+        st.idle_time += work_start.saturating_duration_since(idle_since);
+
+        let (wrote, synced) = parking_lot::MutexGuard::unlocked(&mut st, || {
+            let mut wrote = Ok(false);
+            if !data.is_empty() {
+                let t = Instant::now();
+                wrote = guarded(|| file.write_all(&data)).map(|()| true);
+                shared.write_latency.record_duration(t.elapsed());
+            }
+            let mut synced = Ok(false);
+            if wrote.is_ok() && sync_due {
+                let t = Instant::now();
+                synced = guarded(|| file.sync_data()).map(|()| true);
+                shared.sync_latency.record_duration(t.elapsed());
+            }
+            (wrote, synced)
+        });
+
+        idle_since = Instant::now();
+        st.work_time += idle_since.saturating_duration_since(work_start);
+        let event = st.record_flush(
+            shared,
+            Flushed {
+                end,
+                records_at_end,
+                bytes: data.len(),
+                wrote,
+                synced,
+            },
+            idle_since,
+        );
+        data.clear();
+        if data.capacity() > st.spare.capacity() {
+            st.spare = data;
+        }
+        shared.progress.notify_all();
+        if let (Some(event), Some(callback)) = (event, shared.fixed.on_sync.as_ref()) {
+            parking_lot::MutexGuard::unlocked(&mut st, || callback(&event));
+        }
+    }
+    // Close the file. Only a clean close reports the result.
+    let clean = !st.abandoned && st.error.is_none();
+    let closed = parking_lot::MutexGuard::unlocked(&mut st, || guarded(|| file.close()));
+    if clean {
+        if let Err(e) = closed {
+            st.close_error = Some(Error::io(IoOp::Close, e));
+        }
+    }
+    st.flusher_done = true;
+    shared.progress.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::LogReader;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A test file: shared bytes, a sync counter, injectable failures and a
+    /// gate that stalls writes.
+    #[derive(Clone, Default)]
+    struct TestFile {
+        inner: Arc<TestFileInner>,
+    }
+
+    #[derive(Default)]
+    struct TestFileInner {
+        bytes: Mutex<Vec<u8>>,
+        syncs: AtomicU64,
+        fail_sync_at: Mutex<Option<u64>>,
+        fail_writes: AtomicBool,
+        stalled: Mutex<bool>,
+        stall_cv: Condvar,
+        writes_in_progress: AtomicU64,
+        sync_sleep: Mutex<Duration>,
+    }
+
+    impl TestFile {
+        fn bytes(&self) -> Vec<u8> {
+            self.inner.bytes.lock().clone()
+        }
+        fn syncs(&self) -> u64 {
+            self.inner.syncs.load(Ordering::SeqCst)
+        }
+        fn stall(&self, on: bool) {
+            *self.inner.stalled.lock() = on;
+            self.inner.stall_cv.notify_all();
+        }
+        fn wait_for_stalled_write(&self) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.inner.writes_in_progress.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "no write reached the stall");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl LogFile for TestFile {
+        fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+            self.inner.writes_in_progress.fetch_add(1, Ordering::SeqCst);
+            {
+                let mut stalled = self.inner.stalled.lock();
+                while *stalled {
+                    self.inner.stall_cv.wait(&mut stalled);
+                }
+            }
+            self.inner.writes_in_progress.fetch_sub(1, Ordering::SeqCst);
+            if self.inner.fail_writes.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.inner.bytes.lock().extend_from_slice(buf);
+            Ok(())
+        }
+
+        fn sync_data(&mut self) -> io::Result<()> {
+            let n = self.inner.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+            let sleep = *self.inner.sync_sleep.lock();
+            if !sleep.is_zero() {
+                thread::sleep(sleep);
+            }
+            if self.inner.fail_sync_at.lock().is_some_and(|at| n >= at) {
+                return Err(io::Error::from_raw_os_error(5)); // EIO
+            }
+            Ok(())
+        }
+    }
+
+    fn options(log_num: u32) -> LogWriterOptions {
+        LogWriterOptions {
+            log_num,
+            ..LogWriterOptions::default()
+        }
+    }
+
+    fn read_all(bytes: &[u8], log_num: u32) -> Vec<Vec<u8>> {
+        let mut r = LogReader::new(bytes, log_num);
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record().expect("a clean log") {
+            out.push(rec.payload.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn close_writes_the_trailer_and_reports_the_size() {
+        let file = TestFile::default();
+        let w = LogWriter::new(file.clone(), options(3)).unwrap();
+        w.append(&[b"abc"]).unwrap();
+        let size = w.close().unwrap();
+        let bytes = file.bytes();
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(size, (19 + 3 + 11) as u64);
+        assert_eq!(&bytes[22..], &format::encode_eof_trailer(3));
+        assert_eq!(read_all(&bytes, 3), vec![b"abc".to_vec()]);
+        assert!(file.syncs() >= 1, "close syncs");
+    }
+
+    #[test]
+    fn an_empty_closed_log_is_just_the_trailer() {
+        let file = TestFile::default();
+        let w = LogWriter::new(file.clone(), options(9)).unwrap();
+        assert_eq!(w.close().unwrap(), 11);
+        assert_eq!(file.bytes(), format::encode_eof_trailer(9));
+    }
+
+    #[test]
+    fn appends_after_close_or_error_are_refused() {
+        let file = TestFile::default();
+        file.inner.fail_writes.store(true, Ordering::SeqCst);
+        let w = LogWriter::new(file.clone(), options(1)).unwrap();
+        let err = w.append_sync(&[b"x"]).unwrap_err();
+        assert_eq!(err.io_kind(), Some(io::ErrorKind::StorageFull));
+        let again = w.append(&[b"y"]).unwrap_err();
+        assert_eq!(again.io_kind(), Some(io::ErrorKind::StorageFull), "sticky");
+        assert!(w.close().is_err());
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_later_waiter_with_the_first_error() {
+        let file = TestFile::default();
+        *file.inner.fail_sync_at.lock() = Some(2);
+        let w = LogWriter::new(file.clone(), options(1)).unwrap();
+        w.append_sync(&[b"first"]).expect("the first sync succeeds");
+        let first = w.append_sync(&[b"second"]).unwrap_err();
+        assert!(matches!(first, Error::Io { op: IoOp::Sync, .. }));
+        // No retry: later waiters get the same error without a new sync.
+        let syncs = file.syncs();
+        for _ in 0..3 {
+            let e = w.append_sync(&[b"more"]).unwrap_err();
+            assert!(matches!(e, Error::Io { op: IoOp::Sync, .. }), "{e}");
+        }
+        assert!(matches!(w.sync(), Err(Error::Io { op: IoOp::Sync, .. })));
+        assert_eq!(file.syncs(), syncs, "a poisoned writer never syncs again");
+        assert!(w.error().is_some());
+    }
+
+    #[test]
+    fn concurrent_waiters_all_get_the_sync_error() {
+        let file = TestFile::default();
+        *file.inner.fail_sync_at.lock() = Some(1);
+        *file.inner.sync_sleep.lock() = Duration::from_millis(2);
+        let w = Arc::new(LogWriter::new(file, options(1)).unwrap());
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let w = Arc::clone(&w);
+                thread::spawn(move || w.append_sync(&[format!("r{i}").as_bytes()]))
+            })
+            .collect();
+        for h in handles {
+            let e = h.join().unwrap().unwrap_err();
+            assert!(matches!(e, Error::Io { op: IoOp::Sync, .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn group_commit_syncs_far_fewer_times_than_records() {
+        let file = TestFile::default();
+        // A slow sync, as on a real disk, gives appenders time to pile up.
+        *file.inner.sync_sleep.lock() = Duration::from_millis(1);
+        let w = Arc::new(LogWriter::new(file.clone(), options(1)).unwrap());
+        let threads = 16;
+        let per_thread = 50;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let w = Arc::clone(&w);
+                thread::spawn(move || {
+                    for i in 0..per_thread {
+                        w.append_sync(&[format!("{t}:{i}").as_bytes()]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let records = (threads * per_thread) as u64;
+        let m = w.metrics();
+        assert_eq!(m.records, records);
+        let syncs = file.syncs();
+        assert!(
+            syncs * 4 <= records,
+            "{syncs} syncs for {records} synced records: not grouped"
+        );
+        assert_eq!(m.sync_group_records.sum, records);
+        let Ok(w) = Arc::try_unwrap(w) else {
+            panic!("writer still shared")
+        };
+        w.close().unwrap();
+        let mut got = read_all(&file.bytes(), 1);
+        got.sort();
+        assert_eq!(got.len(), threads * per_thread);
+    }
+
+    #[test]
+    fn min_sync_interval_spaces_out_syncs() {
+        let file = TestFile::default();
+        let interval = Duration::from_millis(20);
+        let w = Arc::new(
+            LogWriter::new(
+                file.clone(),
+                LogWriterOptions {
+                    min_sync_interval: interval,
+                    ..options(1)
+                },
+            )
+            .unwrap(),
+        );
+        let start = Instant::now();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let w = Arc::clone(&w);
+                thread::spawn(move || {
+                    for _ in 0..10 {
+                        w.append_sync(&[b"r"]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let elapsed = start.elapsed();
+        // Syncs start at least `interval` apart, so at most this many fit.
+        let bound = (elapsed.as_millis() / interval.as_millis()) as u64 + 1;
+        assert!(
+            file.syncs() <= bound,
+            "{} syncs in {elapsed:?} with a {interval:?} minimum interval",
+            file.syncs()
+        );
+    }
+
+    #[test]
+    fn synced_offsets_in_headers_never_decrease_and_stay_below_the_chunk() {
+        let file = TestFile::default();
+        let w = LogWriter::new(file.clone(), options(4)).unwrap();
+        for i in 0..300u32 {
+            let payload = vec![i as u8; (i as usize * 37) % 3000];
+            if i % 7 == 0 {
+                w.append_sync(&[&payload]).unwrap();
+            } else {
+                w.append(&[&payload]).unwrap();
+            }
+        }
+        w.close().unwrap();
+        let bytes = file.bytes();
+        let mut last = 0u64;
+        let mut pos = 0usize;
+        let mut seen_positive = false;
+        while pos + format::WAL_SYNC_HEADER_SIZE <= bytes.len() {
+            let in_block = pos % BLOCK_SIZE;
+            if BLOCK_SIZE - in_block < format::WAL_SYNC_HEADER_SIZE {
+                pos += BLOCK_SIZE - in_block;
+                continue;
+            }
+            let (_, len, code) = format::decode_common(&bytes[pos..]).unwrap();
+            if code == 5 {
+                break; // trailer
+            }
+            let synced = format::decode_synced_offset(&bytes[pos..]).unwrap();
+            assert!(synced >= last, "synced offset went back at {pos}");
+            assert!(synced <= pos as u64, "a chunk cannot promise its own bytes");
+            seen_positive |= synced > 0;
+            last = synced;
+            pos += format::WAL_SYNC_HEADER_SIZE + len as usize;
+        }
+        assert!(seen_positive, "syncs advanced the synced offset");
+    }
+
+    #[test]
+    fn the_sync_callback_reports_each_sync_and_the_first_error() {
+        let file = TestFile::default();
+        *file.inner.fail_sync_at.lock() = Some(3);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let w = LogWriter::new(
+            file,
+            LogWriterOptions {
+                on_sync: Some(Arc::new(move |e: &SyncEvent| sink.lock().push(e.clone()))),
+                ..options(1)
+            },
+        )
+        .unwrap();
+        let a = w.append_sync(&[b"a"]).unwrap();
+        let b = w.append_sync(&[b"b"]).unwrap();
+        assert!(w.append_sync(&[b"c"]).is_err());
+        let events = events.lock();
+        assert!(matches!(events[0], SyncEvent::Synced { offset } if offset == a.end));
+        assert!(matches!(events[1], SyncEvent::Synced { offset } if offset == b.end));
+        assert!(matches!(events[2], SyncEvent::Failed { .. }));
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn dropping_a_writer_stuck_on_a_stalled_file_does_not_block() {
+        let file = TestFile::default();
+        file.stall(true);
+        let w = LogWriter::new(file.clone(), options(1)).unwrap();
+        w.append(&[b"a"]).unwrap();
+        w.request_sync();
+        file.wait_for_stalled_write();
+        drop(w); // must return although the flush thread is parked
+        file.stall(false);
+    }
+
+    #[test]
+    fn appenders_block_when_the_buffer_is_full_and_resume_after() {
+        let file = TestFile::default();
+        file.stall(true);
+        let w = Arc::new(
+            LogWriter::new(
+                file.clone(),
+                LogWriterOptions {
+                    pending_bytes_max: FLUSH_THRESHOLD,
+                    ..options(1)
+                },
+            )
+            .unwrap(),
+        );
+        let big = vec![7u8; FLUSH_THRESHOLD];
+        w.append(&[&big]).unwrap(); // fills the buffer; the flusher takes it and stalls
+        file.wait_for_stalled_write();
+        w.append(&[&big]).unwrap(); // refills the buffer
+        let done = Arc::new(AtomicBool::new(false));
+        let h = {
+            let (w, done) = (Arc::clone(&w), Arc::clone(&done));
+            thread::spawn(move || {
+                w.append(&[b"blocked"]).unwrap();
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        thread::sleep(Duration::from_millis(50));
+        assert!(!done.load(Ordering::SeqCst), "the append waited for room");
+        file.stall(false);
+        h.join().unwrap();
+        assert!(done.load(Ordering::SeqCst));
+        w.sync().unwrap();
+    }
+
+    #[test]
+    fn unbounded_buffer_never_blocks_behind_a_stalled_file() {
+        let file = TestFile::default();
+        file.stall(true);
+        let w = LogWriter::new(
+            file.clone(),
+            LogWriterOptions {
+                pending_bytes_max: usize::MAX,
+                ..options(1)
+            },
+        )
+        .unwrap();
+        let big = vec![1u8; 1 << 20];
+        for _ in 0..16 {
+            w.append(&[&big]).unwrap();
+        }
+        assert!(w.metrics().unsynced_bytes >= 16 << 20);
+        file.stall(false);
+        w.sync().unwrap();
+        w.close().unwrap();
+        assert_eq!(read_all(&file.bytes(), 1).len(), 16);
+    }
+
+    #[test]
+    fn append_with_assigns_sequence_numbers_in_file_order() {
+        let file = TestFile::default();
+        let w = Arc::new(LogWriter::new(file.clone(), options(2)).unwrap());
+        let next = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (w, next) = (Arc::clone(&w), Arc::clone(&next));
+                thread::spawn(move || {
+                    for _ in 0..200 {
+                        w.append_with(false, |b| {
+                            let seq = next.fetch_add(1, Ordering::Relaxed);
+                            b.push(&[&seq.to_le_bytes()]).unwrap();
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let Ok(w) = Arc::try_unwrap(w) else {
+            panic!("writer still shared")
+        };
+        w.close().unwrap();
+        let seqs: Vec<u64> = read_all(&file.bytes(), 2)
+            .iter()
+            .map(|r| u64::from_le_bytes(r[..8].try_into().unwrap()))
+            .collect();
+        assert_eq!(seqs, (0..800).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn records_over_the_limit_are_refused_without_writing() {
+        let file = TestFile::default();
+        let w = LogWriter::new(
+            file.clone(),
+            LogWriterOptions {
+                record_size_max: 10,
+                ..options(1)
+            },
+        )
+        .unwrap();
+        let e = w.append(&[b"0123456789a"]).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::RecordTooLarge {
+                len: 11,
+                max: 10,
+                ..
+            }
+        ));
+        w.append(&[b"0123456789"]).unwrap();
+        w.close().unwrap();
+        assert_eq!(read_all(&file.bytes(), 1), vec![b"0123456789".to_vec()]);
+    }
+}
