@@ -44,7 +44,10 @@ fn classify(bytes: &[u8]) -> (usize, Outcome, Option<Fault>) {
 }
 
 /// One scenario per row of the decision table, in the same order.
-fn row_scenario(row: usize) -> (Vec<u8>, Box<dyn Fn(usize, Option<Fault>)>) {
+/// Checks what the reader returned for a row: records read and the fault.
+type RowCheck = Box<dyn Fn(usize, Option<Fault>)>;
+
+fn row_scenario(row: usize) -> (Vec<u8>, RowCheck) {
     match row {
         // 1: end of file at a record boundary (a log never closed).
         0 => {
@@ -154,31 +157,34 @@ fn every_row_of_the_decision_table_holds() {
 }
 
 /// Damage applied to a log at the chunk at `at`.
-type Damage = fn(&mut Vec<u8>, usize);
+type Damage = fn(&mut [u8], usize);
 
-fn flip_payload_bit(b: &mut Vec<u8>, at: usize) {
+fn flip_payload_bit(b: &mut [u8], at: usize) {
     b[at + H + 3] ^= 0x01;
 }
-fn bad_type(b: &mut Vec<u8>, at: usize) {
+fn bad_type(b: &mut [u8], at: usize) {
     b[at + 6] = 13;
 }
-fn zero_header(b: &mut Vec<u8>, at: usize) {
+fn zero_header(b: &mut [u8], at: usize) {
     b[at..at + H].fill(0);
 }
-fn length_past_block(b: &mut Vec<u8>, at: usize) {
+fn length_past_block(b: &mut [u8], at: usize) {
     b[at + 4..at + 6].copy_from_slice(&u16::MAX.to_le_bytes());
 }
-fn wrong_log_number(b: &mut Vec<u8>, at: usize) {
+fn wrong_log_number(b: &mut [u8], at: usize) {
     b[at + 7..at + 11].copy_from_slice(&(LOG + 40).to_le_bytes());
     fix_crc(b, at, H);
 }
-fn full_to_middle(b: &mut Vec<u8>, at: usize) {
+fn full_to_middle(b: &mut [u8], at: usize) {
     // Turn a record-starting chunk into a middle chunk, with a valid CRC.
     b[at + 6] = 11;
     fix_crc(b, at, H);
 }
 
-const DAMAGES: [(&str, Damage, fn(Fault) -> bool); 6] = [
+/// Whether the reader reported the fault a damage should cause.
+type FaultCheck = fn(Fault) -> bool;
+
+const DAMAGES: [(&str, Damage, FaultCheck); 6] = [
     ("flipped payload bit", flip_payload_bit, |f| {
         matches!(f, Fault::Checksum { .. })
     }),

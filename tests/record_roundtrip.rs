@@ -107,6 +107,7 @@ fn log_numbers_wrap_around_at_two_to_the_32() {
 /// DESIGN.md and Pebble's `record.go`, independently of `wal_record::format`:
 /// a wal-sync FULL chunk "abc" for log 7 followed by the EOF trailer.
 #[test]
+#[allow(clippy::manual_rotate)] // spelled out on purpose: an independent check
 fn known_answer_bytes_match_pebbles_layout() {
     fn masked_crc32c(bytes: &[u8]) -> u32 {
         // Bitwise CRC-32C (reflected polynomial 0x82F63B78), then LevelDB's mask.

@@ -1,5 +1,15 @@
 //! Helpers shared by the integration tests. Each test binary includes this
 //! module and uses what it needs.
 #![allow(dead_code, unreachable_pub)]
+// A script interpreter is one long match over commands, and test scripts
+// speak in signed offsets; these lints would only push the code around.
+#![allow(
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::unused_self
+)]
 
+pub mod datadriven;
+pub mod failover;
 pub mod records;

@@ -1,2 +1,50 @@
-//! The log managers of `failwal` (under construction).
+//! The log managers of `failwal`.
+//!
+//! * [`Manager`]: opens a standalone or a failover manager from a
+//!   [`Config`]; creates, lists, reads and retires logs.
+//! * [`Writer`]: appends records to one log; every record gets an [`Lsn`];
+//!   appends can wait for durability (group commit).
+//! * [`LogicalReader`]: reads one log back, stitched from its segments in
+//!   both directories, each record exactly once, in LSN order.
+//! * [`FailoverManager`]: watches the latency of every write and sync on the
+//!   current directory and moves the log to the other directory when it is
+//!   slow or failing (rules: [`failover::monitor`]).
+//!
+//! Time in the failover logic comes from an injected [`Clock`]; tests use a
+//! [`ManualClock`] and [`Driver::Manual`] to step the monitor and the prober
+//! deterministically.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod clock;
+mod config;
+mod envelope;
+mod error;
+pub mod failover;
+mod log;
+mod manager;
+mod meta;
+mod naming;
+pub mod reader;
+mod recorder;
+mod recycler;
+mod standalone;
+mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, PROBE_HISTORY_LEN,
+    WriterConfig,
+};
+pub use envelope::{LSN_PREFIX_SIZE, decode as decode_envelope, lsn_prefix};
+pub use error::{Error, Result};
+pub use failover::FailoverManager;
+pub use failover::prober::ProbeHandle;
+pub use failover::writer::{FailoverWriter, SegmentState, SegmentStatus};
+pub use log::{Dir, Dirs, LogicalLog, Segment, scan};
+pub use manager::{DeletableFile, Driver, Env, FailoverStats, Manager, Stats, Writer};
+pub use meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LSN_FLOOR_FILE};
+pub use naming::{parse_segment_file_name, segment_file_name};
+pub use reader::{LogEnd, LogRecord, LogicalReader, SegmentEnd, SegmentReport};
+pub use standalone::{StandaloneManager, StandaloneWriter};
+pub use types::{DirId, LogNum, Lsn, SegmentIndex};

@@ -256,6 +256,8 @@ pub struct LogReader<R> {
     record_size_max: usize,
     /// Offset just past the last record returned (or the start offset).
     last_end: u64,
+    /// Where the record most recently returned lives, until the next call.
+    current: Option<Scanned>,
     outcome: Option<Result<End>>,
 }
 
@@ -282,6 +284,7 @@ impl<R: Read> LogReader<R> {
             record: Vec::new(),
             record_size_max: usize::MAX,
             last_end: offset,
+            current: None,
             outcome: None,
         }
     }
@@ -330,32 +333,41 @@ impl<R: Read> LogReader<R> {
                 Err(e) => Err(e.clone()),
             };
         }
+        self.current = None;
         match self.scan() {
-            Ok(Scanned::Single { offset, start, end }) => {
-                let record_end = self.abs(end);
-                self.last_end = record_end;
-                Ok(Some(Record {
-                    offset,
-                    end: record_end,
-                    payload: self.buf.get(start..end).unwrap_or_default(),
-                }))
-            }
-            Ok(Scanned::Assembled { offset, end }) => {
-                self.last_end = end;
-                Ok(Some(Record {
-                    offset,
-                    end,
-                    payload: &self.record,
-                }))
-            }
             Ok(Scanned::End(end)) => {
                 self.outcome = Some(Ok(end));
                 Ok(None)
+            }
+            Ok(found) => {
+                self.current = Some(found);
+                if let Some(end) = self.current().map(|r| r.end) {
+                    self.last_end = end;
+                }
+                Ok(self.current())
             }
             Err(e) => {
                 self.outcome = Some(Err(e.clone()));
                 Err(e)
             }
+        }
+    }
+
+    /// The record most recently returned by [`LogReader::next_record`], until
+    /// the next call to it.
+    pub fn current(&self) -> Option<Record<'_>> {
+        match self.current.as_ref()? {
+            Scanned::Single { offset, start, end } => Some(Record {
+                offset: *offset,
+                end: self.abs(*end),
+                payload: self.buf.get(*start..*end).unwrap_or_default(),
+            }),
+            Scanned::Assembled { offset, end } => Some(Record {
+                offset: *offset,
+                end: *end,
+                payload: &self.record,
+            }),
+            Scanned::End(_) => None,
         }
     }
 
@@ -546,6 +558,7 @@ impl<R: Read> LogReader<R> {
 }
 
 /// What `scan` found.
+#[derive(Clone, Copy, Debug)]
 enum Scanned {
     /// A single-chunk record at `buf[start..end]`.
     Single {

@@ -402,7 +402,8 @@ impl Shared {
 /// crate example.
 pub struct LogWriter<F: LogFile> {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    /// The flush thread, until `close` joins it or a drop lets it go.
+    flusher: Mutex<Option<JoinHandle<()>>>,
     _file: std::marker::PhantomData<fn(F)>,
 }
 
@@ -479,7 +480,7 @@ impl<F: LogFile> LogWriter<F> {
             .map_err(|e| Error::io(IoOp::Spawn, e))?;
         Ok(LogWriter {
             shared,
-            flusher: Some(flusher),
+            flusher: Mutex::new(Some(flusher)),
             _file: std::marker::PhantomData,
         })
     }
@@ -677,9 +678,13 @@ impl<F: LogFile> LogWriter<F> {
     ///
     /// # Errors
     /// The sticky error if any write or sync failed (the size is then not
-    /// reliable), or the error from closing the file.
-    pub fn close(mut self) -> Result<u64> {
-        let shared = Arc::clone(&self.shared);
+    /// reliable), the error from closing the file, or [`Error::Closed`] if
+    /// the writer was already closed.
+    pub fn close(&self) -> Result<u64> {
+        let Some(flusher) = self.flusher.lock().take() else {
+            return Err(Error::Closed);
+        };
+        let shared = &*self.shared;
         {
             let mut st = shared.state.lock();
             if !st.closing {
@@ -693,9 +698,9 @@ impl<F: LogFile> LogWriter<F> {
                 shared.work.notify_one();
             }
         }
-        let joined = self.flusher.take().map(JoinHandle::join);
+        let joined = flusher.join();
         let st = shared.state.lock();
-        if let Some(Err(_)) = joined {
+        if joined.is_err() {
             return Err(Error::io(
                 IoOp::Write,
                 io::Error::other("the flush thread panicked"),
@@ -718,7 +723,7 @@ impl<F: LogFile> Drop for LogWriter<F> {
     /// the file and exits on its own. No trailer is written and the drop
     /// never waits, so a writer stuck on a stalled disk can be let go.
     fn drop(&mut self) {
-        if self.flusher.is_some() {
+        if self.flusher.get_mut().is_some() {
             let mut st = self.shared.state.lock();
             st.closing = true;
             st.abandoned = true;

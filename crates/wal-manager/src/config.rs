@@ -1,0 +1,604 @@
+//! The manager's configuration, loaded from TOML and validated.
+//!
+//! Durations and sizes are written the way people say them: `"100ms"`,
+//! `"15s"`, `"64MiB"`. Every key has a default except `primary.dir`; the
+//! presence of a `[secondary]` table selects the failover manager. Unknown
+//! keys, zero intervals, a healthy interval longer than the probe history,
+//! a secondary equal to the primary, and other nonsense are refused with an
+//! error that names the key and the value. `config/standalone.toml` and
+//! `config/failover.toml` document every key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wal_record::WireFormat;
+
+use crate::error::{Error, Result};
+
+/// How many probe results the prober keeps (Pebble: 128). The healthy
+/// interval must fit in this many probe intervals.
+pub const PROBE_HISTORY_LEN: u32 = 128;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The primary directory.
+    pub primary: DirConfig,
+    /// The secondary directory; its presence selects the failover manager.
+    #[serde(default)]
+    pub secondary: Option<DirConfig>,
+    /// Failover tuning (ignored by the standalone manager).
+    #[serde(default)]
+    pub failover: FailoverConfig,
+    /// Log writer tuning.
+    #[serde(default)]
+    pub writer: WriterConfig,
+}
+
+/// One directory.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirConfig {
+    /// The directory's path; created if missing.
+    pub dir: PathBuf,
+    /// Secondary only: accept a secondary whose identity file is missing
+    /// although the primary remembers one (a replaced disk). Off by default,
+    /// because a wrong or empty disk mounted there would hide logs that hold
+    /// acknowledged records.
+    #[serde(default)]
+    pub accept_new_identity: bool,
+}
+
+/// Failover tuning. Defaults are Pebble's.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// Whether the monitor may switch directories at all.
+    pub enabled: bool,
+    /// An operation on the current directory running longer than this is
+    /// unhealthy and triggers a switch.
+    pub unhealthy_op_latency_threshold: HumanDuration,
+    /// How often the monitor samples the current writer.
+    pub unhealthy_sampling_interval: HumanDuration,
+    /// Failback needs the primary's probe mean and max below this.
+    pub healthy_probe_latency_threshold: HumanDuration,
+    /// The window of probes that must all be healthy before failback.
+    pub healthy_interval: HumanDuration,
+    /// How often the prober probes the primary while on the secondary.
+    pub probe_interval: HumanDuration,
+    /// Bytes each probe writes and syncs.
+    pub probe_size: HumanSize,
+    /// After a failback, `Manager::elevate_write_stall_threshold` stays true
+    /// this long.
+    pub elevated_write_stall_threshold_lag: HumanDuration,
+    /// Most segments one log may have; a switch beyond is refused
+    /// ("exceeded switching limit").
+    pub segments_per_log_max: u32,
+    /// Most bytes of not-yet-durable records the failover writer keeps for
+    /// replay; appenders wait beyond it. Half of it triggers a sync.
+    pub queue_bytes_max: HumanSize,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            enabled: true,
+            unhealthy_op_latency_threshold: HumanDuration::millis(100),
+            unhealthy_sampling_interval: HumanDuration::millis(100),
+            healthy_probe_latency_threshold: HumanDuration::millis(25),
+            healthy_interval: HumanDuration::millis(15_000),
+            probe_interval: HumanDuration::millis(1000),
+            probe_size: HumanSize(100 << 10),
+            elevated_write_stall_threshold_lag: HumanDuration::millis(60_000),
+            segments_per_log_max: 10,
+            queue_bytes_max: HumanSize(256 << 20),
+        }
+    }
+}
+
+/// Log writer tuning.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterConfig {
+    /// Chunk format: `"wal-sync"` (default) or `"recyclable"`.
+    pub format: FormatName,
+    /// No sync starts sooner than this after the previous one.
+    pub min_sync_interval: HumanDuration,
+    /// Records longer than this are refused.
+    pub record_size_max: HumanSize,
+    /// Encoded bytes waiting for the flush thread before appenders block
+    /// (standalone manager).
+    pub pending_bytes_max: HumanSize,
+    /// Obsolete log files kept for reuse by new logs (0 disables recycling).
+    pub recycle_logs_max: u32,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            format: FormatName(WireFormat::WalSync),
+            min_sync_interval: HumanDuration(Duration::ZERO),
+            record_size_max: HumanSize(64 << 20),
+            pending_bytes_max: HumanSize(8 << 20),
+            recycle_logs_max: 4,
+        }
+    }
+}
+
+/// A chunk format name in the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormatName(pub WireFormat);
+
+impl<'de> Deserialize<'de> for FormatName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "wal-sync" => Ok(FormatName(WireFormat::WalSync)),
+            "recyclable" => Ok(FormatName(WireFormat::Recyclable)),
+            "legacy" => Err(serde::de::Error::custom(
+                "format \"legacy\" has no log number, so recycled files could not be told apart: use \"wal-sync\" or \"recyclable\"",
+            )),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown format {other:?}: expected \"wal-sync\" or \"recyclable\""
+            ))),
+        }
+    }
+}
+
+/// A duration written with a unit: `"250us"`, `"100ms"`, `"15s"`, `"2m"`,
+/// `"1h"`. Plain numbers are refused (which unit would they be?).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// `ms` milliseconds.
+    pub const fn millis(ms: u64) -> HumanDuration {
+        HumanDuration(Duration::from_millis(ms))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.is_zero() {
+            return f.write_str("0s");
+        }
+        let ns = d.as_nanos();
+        for (unit, per) in [
+            ("h", 3_600_000_000_000u128),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+        ] {
+            if ns % per == 0 {
+                return write!(f, "{}{unit}", ns / per);
+            }
+        }
+        write!(f, "{ns}ns")
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let (number, unit) = split_number(s)?;
+        let nanos_per: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => {
+                return Err(format!(
+                    "{s:?} has no unit: write e.g. \"{s}ms\" or \"{s}s\""
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{s:?} has unknown unit {other:?}: use ns, us, ms, s, m or h"
+                ));
+            }
+        };
+        let nanos = u128::from(number) * nanos_per;
+        let nanos = u64::try_from(nanos).map_err(|_| format!("{s:?} is too long"))?;
+        Ok(HumanDuration(Duration::from_nanos(nanos)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = StrOrInt::deserialize(d)?.into_string();
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size in bytes written with a unit: `"512B"`, `"4KiB"`, `"64MiB"`,
+/// `"1GiB"` (or decimal `KB`, `MB`, `GB`). A plain integer means bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanSize(pub u64);
+
+impl fmt::Display for HumanSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, per) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n >= per && n % per == 0 {
+                return write!(f, "{}{unit}", n / per);
+            }
+        }
+        write!(f, "{n}B")
+    }
+}
+
+impl FromStr for HumanSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let (number, unit) = split_number(s)?;
+        let per: u64 = match unit {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "{s:?} has unknown unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB"
+                ));
+            }
+        };
+        number
+            .checked_mul(per)
+            .map(HumanSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = StrOrInt::deserialize(d)?.into_string();
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Accepts `"64MiB"` and `65536` alike, so that the parse error can explain
+/// what is wrong with a bare number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrInt {
+    Str(String),
+    Int(u64),
+}
+
+impl StrOrInt {
+    fn into_string(self) -> String {
+        match self {
+            StrOrInt::Str(s) => s,
+            StrOrInt::Int(n) => n.to_string(),
+        }
+    }
+}
+
+/// Splits `"100ms"` into `(100, "ms")`.
+fn split_number(s: &str) -> std::result::Result<(u64, &str), String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!("{s:?} does not start with a number"));
+    }
+    let (number, unit) = t.split_at(digits);
+    let number = number
+        .parse()
+        .map_err(|_| format!("{s:?}: the number is too large"))?;
+    Ok((number, unit.trim()))
+}
+
+impl Config {
+    /// A standalone configuration for `dir` with every default.
+    pub fn standalone(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            primary: DirConfig {
+                dir: dir.into(),
+                accept_new_identity: false,
+            },
+            secondary: None,
+            failover: FailoverConfig::default(),
+            writer: WriterConfig::default(),
+        }
+    }
+
+    /// A failover configuration with every default.
+    pub fn failover(primary: impl Into<PathBuf>, secondary: impl Into<PathBuf>) -> Config {
+        Config {
+            secondary: Some(DirConfig {
+                dir: secondary.into(),
+                accept_new_identity: false,
+            }),
+            ..Config::standalone(primary)
+        }
+    }
+
+    /// Parses and validates a TOML document. `origin` names it in errors (a
+    /// file path, or something like `"<inline>"`). Relative directories are
+    /// taken as given (relative to the process's working directory).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the origin, and the key and value at fault.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate().map_err(|message| Error::Config {
+            origin: origin.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file. Relative directories in it
+    /// are resolved against the file's own directory, so a configuration can
+    /// be used from anywhere.
+    ///
+    /// # Errors
+    /// [`Error::ConfigRead`] if the file cannot be read; [`Error::Config`] if
+    /// it is not a valid configuration.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_toml(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.primary.dir = base.join(&config.primary.dir);
+        if let Some(s) = &mut config.secondary {
+            s.dir = base.join(&s.dir);
+        }
+        config.validate().map_err(|message| Error::Config {
+            origin: path.display().to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks every rule; the message names the key and the value.
+    ///
+    /// # Errors
+    /// The first rule broken, as a message.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.primary.dir.as_os_str().is_empty() {
+            return Err("primary.dir is empty".into());
+        }
+        if self.primary.accept_new_identity {
+            return Err(
+                "primary.accept_new_identity = true: only the secondary has an identity to accept"
+                    .into(),
+            );
+        }
+        if let Some(s) = &self.secondary {
+            if s.dir.as_os_str().is_empty() {
+                return Err("secondary.dir is empty".into());
+            }
+            if same_dir(&self.primary.dir, &s.dir) {
+                return Err(format!(
+                    "secondary.dir = \"{}\" is the same directory as primary.dir = \"{}\": the secondary must be another directory, ideally on another disk",
+                    s.dir.display(),
+                    self.primary.dir.display()
+                ));
+            }
+        }
+        let f = &self.failover;
+        for (key, value) in [
+            (
+                "failover.unhealthy_op_latency_threshold",
+                f.unhealthy_op_latency_threshold,
+            ),
+            (
+                "failover.unhealthy_sampling_interval",
+                f.unhealthy_sampling_interval,
+            ),
+            (
+                "failover.healthy_probe_latency_threshold",
+                f.healthy_probe_latency_threshold,
+            ),
+            ("failover.healthy_interval", f.healthy_interval),
+            ("failover.probe_interval", f.probe_interval),
+        ] {
+            if value.0.is_zero() {
+                return Err(format!("{key} = \"{value}\": must be greater than zero"));
+            }
+        }
+        if f.healthy_interval < f.probe_interval {
+            return Err(format!(
+                "failover.healthy_interval = \"{}\" is shorter than failover.probe_interval = \"{}\": failback needs at least one probe",
+                f.healthy_interval, f.probe_interval
+            ));
+        }
+        if f.healthy_interval.0 > f.probe_interval.0 * PROBE_HISTORY_LEN {
+            return Err(format!(
+                "failover.healthy_interval = \"{}\" is longer than the probe history ({PROBE_HISTORY_LEN} probes of failover.probe_interval = \"{}\")",
+                f.healthy_interval, f.probe_interval
+            ));
+        }
+        if !(2..=1000).contains(&f.segments_per_log_max) {
+            return Err(format!(
+                "failover.segments_per_log_max = {}: must be between 2 and 1000",
+                f.segments_per_log_max
+            ));
+        }
+        if f.probe_size.0 == 0 || f.probe_size.0 > 64 << 20 {
+            return Err(format!(
+                "failover.probe_size = \"{}\": must be between 1B and 64MiB",
+                f.probe_size
+            ));
+        }
+        if f.queue_bytes_max.0 < 1 << 20 {
+            return Err(format!(
+                "failover.queue_bytes_max = \"{}\": must be at least 1MiB",
+                f.queue_bytes_max
+            ));
+        }
+        let w = &self.writer;
+        if w.record_size_max.0 == 0 || w.record_size_max.0 > 1 << 30 {
+            return Err(format!(
+                "writer.record_size_max = \"{}\": must be between 1B and 1GiB",
+                w.record_size_max
+            ));
+        }
+        if w.pending_bytes_max.0 < 64 << 10 {
+            return Err(format!(
+                "writer.pending_bytes_max = \"{}\": must be at least 64KiB",
+                w.pending_bytes_max
+            ));
+        }
+        if w.recycle_logs_max > 1000 {
+            return Err(format!(
+                "writer.recycle_logs_max = {}: must be at most 1000",
+                w.recycle_logs_max
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this configuration selects the failover manager.
+    pub fn is_failover(&self) -> bool {
+        self.secondary.is_some()
+    }
+}
+
+/// Whether two paths name the same directory: by their canonical form when
+/// both exist, otherwise lexically.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    if let (Ok(a), Ok(b)) = (a.canonicalize(), b.canonicalize()) {
+        a == b
+    } else {
+        let clean = |p: &Path| {
+            p.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect::<PathBuf>()
+        };
+        clean(a) == clean(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::from_toml(text, "test.toml")
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn durations_and_sizes_read_like_people_write_them() {
+        let d = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
+        assert_eq!(d("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(d("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(d("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(d("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(d(" 1h "), Ok(Duration::from_secs(3600)));
+        assert!(d("100").unwrap_err().contains("no unit"));
+        assert!(
+            d("ms")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+        assert!(d("1.5s").unwrap_err().contains("unknown unit"));
+        assert!(d("-1s").is_err());
+        let s = |s: &str| s.parse::<HumanSize>().map(|s| s.0);
+        assert_eq!(s("64MiB"), Ok(64 << 20));
+        assert_eq!(s("4KiB"), Ok(4096));
+        assert_eq!(s("512"), Ok(512));
+        assert_eq!(s("1GB"), Ok(1_000_000_000));
+        assert!(s("1TiB").unwrap_err().contains("unknown unit"));
+        assert!(s("99999999999GiB").unwrap_err().contains("too large"));
+        assert_eq!(HumanDuration::millis(1500).to_string(), "1500ms");
+        assert_eq!(HumanDuration::millis(15_000).to_string(), "15s");
+        assert_eq!(HumanSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn a_minimal_standalone_config_gets_every_default() {
+        let c = parse("[primary]\ndir = \"wal\"\n").unwrap();
+        assert_eq!(c, Config::standalone("wal"));
+        assert!(!c.is_failover());
+    }
+
+    #[test]
+    fn the_secondary_table_selects_failover() {
+        let c = parse(
+            "[primary]\ndir = \"a\"\n[secondary]\ndir = \"b\"\n[failover]\nprobe_interval = \"100ms\"\nhealthy_interval = \"200ms\"\n",
+        )
+        .unwrap();
+        assert!(c.is_failover());
+        assert_eq!(c.failover.probe_interval, HumanDuration::millis(100));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key_and_the_value() {
+        let base = "[primary]\ndir = \"a\"\n";
+        let cases = [
+            (
+                format!("{base}[failover]\nprobe_interval = \"0s\"\n"),
+                "failover.probe_interval = \"0s\"",
+            ),
+            (
+                format!("{base}[failover]\nhealthy_interval = \"10m\"\n"),
+                "longer than the probe history",
+            ),
+            (
+                format!("{base}[failover]\nhealthy_interval = \"100ms\"\n"),
+                "shorter than failover.probe_interval",
+            ),
+            (
+                format!("{base}[failover]\nprobe_interval = 100\n"),
+                "no unit",
+            ),
+            (format!("{base}[failover]\nbogus = 1\n"), "bogus"),
+            (
+                format!("{base}[secondary]\ndir = \"a\"\n"),
+                "same directory",
+            ),
+            (
+                format!("{base}[secondary]\ndir = \"./a/\"\n"),
+                "same directory",
+            ),
+            (
+                format!("{base}[writer]\nformat = \"legacy\"\n"),
+                "no log number",
+            ),
+            (
+                format!("{base}[writer]\nformat = \"fancy\"\n"),
+                "unknown format",
+            ),
+            (
+                format!("{base}[writer]\nrecord_size_max = \"2GiB\"\n"),
+                "writer.record_size_max = \"2GiB\"",
+            ),
+            (
+                format!("{base}[failover]\nsegments_per_log_max = 1\n"),
+                "segments_per_log_max = 1",
+            ),
+            ("[primary]\ndir = \"\"\n".to_owned(), "primary.dir is empty"),
+            ("[secondary]\ndir = \"b\"\n".to_owned(), "primary"),
+            ("primary = 3\n".to_owned(), "primary"),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "{text:?}: {e:?} lacks {want:?}");
+            assert!(e.contains("test.toml"), "{e:?} names the file");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The error type of the managers.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::types::{LogNum, Lsn, SegmentIndex};
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from a manager, a writer or a reader. Every variant names what it
+/// is about: a file, a key, a log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration could not be read.
+    #[error("cannot read configuration {}: {source}", path.display())]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("invalid configuration {origin}: {message}")]
+    Config {
+        /// The file (or another description of where the text came from).
+        origin: String,
+        /// What is wrong, naming the key and the value.
+        message: String,
+    },
+    /// A filesystem operation failed.
+    #[error(transparent)]
+    Fs(#[from] wal_fs::Error),
+    /// A segment could not be written or read.
+    #[error("log {log} segment {}: {source}", path.display())]
+    Segment {
+        /// The log.
+        log: LogNum,
+        /// The segment's file.
+        path: PathBuf,
+        /// The record-layer error (sticky I/O error, torn tail, corruption).
+        #[source]
+        source: wal_record::Error,
+    },
+    /// A record is too short to hold the 8-byte LSN prefix.
+    #[error("log {log} segment {}: record at offset {offset} has {len} bytes, too short for its LSN", path.display())]
+    BadEnvelope {
+        /// The log.
+        log: LogNum,
+        /// The segment's file.
+        path: PathBuf,
+        /// Offset of the record.
+        offset: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// Records are missing between two segments of a log, or inside one:
+    /// durable records were lost to damage in a segment that is not the last.
+    #[error("log {log}: records after LSN {after} are missing; the next one readable is {found} in {}", path.display())]
+    MissingRecords {
+        /// The log.
+        log: LogNum,
+        /// The last LSN read before the gap.
+        after: Lsn,
+        /// The first LSN read after it.
+        found: Lsn,
+        /// The segment holding `found`.
+        path: PathBuf,
+    },
+    /// The same segment index exists in both directories.
+    #[error("log {log} segment {index} exists in both directories: {} and {}", primary.display(), secondary.display())]
+    DuplicateSegment {
+        /// The log.
+        log: LogNum,
+        /// The index.
+        index: SegmentIndex,
+        /// The file in the primary.
+        primary: PathBuf,
+        /// The file in the secondary.
+        secondary: PathBuf,
+    },
+    /// A log's segments are not numbered 0, 1, 2, ... without holes.
+    #[error("log {log} is missing segment {missing} (have {})", have.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    MissingSegment {
+        /// The log.
+        log: LogNum,
+        /// The first missing index.
+        missing: SegmentIndex,
+        /// The indexes present.
+        have: Vec<SegmentIndex>,
+    },
+    /// `create` was called while a writer is still open.
+    #[error("log {open} is still open: close its writer before creating log {requested}")]
+    WriterOpen {
+        /// The open log.
+        open: LogNum,
+        /// The log asked for.
+        requested: LogNum,
+    },
+    /// `create` was called with a log number not above every existing log.
+    #[error(
+        "cannot create log {requested}: log {existing} already exists and log numbers must increase"
+    )]
+    LogNumNotIncreasing {
+        /// The log asked for.
+        requested: LogNum,
+        /// The highest existing log.
+        existing: LogNum,
+    },
+    /// No log with this number.
+    #[error("no log {0}")]
+    NoSuchLog(LogNum),
+    /// A log has had as many segments as allowed.
+    #[error("log {log}: exceeded switching limit of {max} segments")]
+    SwitchingLimit {
+        /// The log.
+        log: LogNum,
+        /// `failover.segments_per_log_max`.
+        max: u32,
+    },
+    /// The secondary directory holds another manager's identity: the wrong
+    /// disk is mounted there.
+    #[error("secondary {} has identity {found} but the primary expects {expected}: the wrong disk may be mounted there", dir.display())]
+    WrongSecondary {
+        /// The secondary directory.
+        dir: PathBuf,
+        /// The identity found there.
+        found: String,
+        /// The identity the primary remembers.
+        expected: String,
+    },
+    /// The secondary lost its identity file although the primary remembers
+    /// one.
+    #[error("secondary {} has no identity file but the primary expects {expected}: a wrong or empty disk may be mounted there (set secondary.accept_new_identity = true if the old secondary is gone for good)", dir.display())]
+    MissingSecondaryIdentity {
+        /// The secondary directory.
+        dir: PathBuf,
+        /// The identity the primary remembers.
+        expected: String,
+    },
+    /// A small metadata file (identity, LSN floor) is damaged.
+    #[error("{}: {reason}", path.display())]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer or manager was closed.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// Writes failed on the current directory and failover is disabled or
+    /// impossible.
+    #[error("log {log}: {reason}")]
+    WriterFailed {
+        /// The log.
+        log: LogNum,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this is a torn tail at the end of a log (tolerable).
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self, Error::Segment { source, .. } if source.is_torn_tail())
+    }
+
+    /// Whether this is proven corruption of durable data (a bad chunk proven
+    /// synced, or records missing between segments).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Segment { source, .. } => source.is_corruption(),
+            Error::MissingRecords { .. } | Error::BadEnvelope { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the disk was full somewhere underneath.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Fs(e) => e.is_no_space(),
+            Error::Segment { source, .. } => source.io_kind() == Some(io::ErrorKind::StorageFull),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The failover manager: a primary and a secondary directory, a monitor that
+//! moves the log between them, and a prober that tells when the primary is
+//! healthy again. The rules are in [`monitor`]; the writer in [`writer`].
+
+pub mod monitor;
+pub mod prober;
+pub mod writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use wal_record::Histogram;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::manager::{Core, Driver, Env, FailoverStats, Stats};
+use crate::meta;
+use crate::types::{DirId, LogNum};
+
+use self::monitor::{Sample, SwitchReason, Verdict, decide};
+use self::prober::{ProbeHandle, Prober};
+use self::writer::{FailoverWriter, Inner as WriterInner};
+
+pub use self::monitor::{SWITCH_RULES, SwitchRule};
+
+/// Background threads (segment creation, closes of old writers) joined when
+/// the manager closes.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks {
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Tasks {
+    pub(crate) fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) {
+        let mut handles = self.handles.lock();
+        handles.retain(|h| !h.is_finished());
+        match std::thread::Builder::new().name(name.to_owned()).spawn(f) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // Without a thread the task cannot run; the writer will see
+                // the segment never become ready and the monitor will
+                // switch. Report loudly.
+                tracing::error!(task = name, error = %e, "cannot start a background task");
+            }
+        }
+    }
+
+    fn join_all(&self) {
+        loop {
+            let batch: Vec<_> = std::mem::take(&mut *self.handles.lock());
+            if batch.is_empty() {
+                return;
+            }
+            for h in batch {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// Per-log monitor memory (Pebble's `lastWriterInfo`): reset for each log,
+/// so that an operator who fixes a misconfigured secondary is not punished
+/// for its past errors.
+#[derive(Debug, Default)]
+struct LogHistory {
+    switches: u32,
+    latency_at_last_switch: Duration,
+    secondary_errors: u32,
+}
+
+#[derive(Debug)]
+struct MonitorState {
+    dir: DirId,
+    writer: Option<Arc<WriterInner>>,
+    history: LogHistory,
+    switches: u64,
+    primary_time: Duration,
+    secondary_time: Duration,
+    last_accounted: Duration,
+    last_failback: Option<Duration>,
+}
+
+impl MonitorState {
+    fn account(&mut self, now: Duration) {
+        let d = now.saturating_sub(self.last_accounted);
+        self.last_accounted = now;
+        match self.dir {
+            DirId::Primary => self.primary_time += d,
+            DirId::Secondary => self.secondary_time += d,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    core: Arc<Core>,
+    monitor: Mutex<MonitorState>,
+    prober: Arc<Prober>,
+    tasks: Arc<Tasks>,
+    enabled: AtomicBool,
+    write_sync_latency: Arc<Histogram>,
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+}
+
+/// A manager of logs in a primary and a secondary directory. See
+/// [`crate::Manager`] for the common API; this type adds the failover
+/// controls.
+#[derive(Debug)]
+pub struct FailoverManager {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    driver: Driver,
+}
+
+impl FailoverManager {
+    /// Opens the manager; see [`crate::Manager::open_with`].
+    ///
+    /// # Errors
+    /// As [`crate::Manager::open_with`], plus [`Error::WrongSecondary`] and
+    /// [`Error::MissingSecondaryIdentity`].
+    pub fn open(config: &Config, env: &Env) -> Result<FailoverManager> {
+        let core = Arc::new(Core::open(config, env)?);
+        check_identity(&core)?;
+        let f = &config.failover;
+        let prober = Arc::new(Prober::new(
+            core.dirs.primary.clone(),
+            Arc::clone(&core.clock),
+            f.probe_interval.0,
+            f.probe_size.0 as usize,
+        ));
+        let now = core.clock.now();
+        let shared = Arc::new(Shared {
+            core,
+            monitor: Mutex::new(MonitorState {
+                dir: DirId::Primary,
+                writer: None,
+                history: LogHistory::default(),
+                switches: 0,
+                primary_time: Duration::ZERO,
+                secondary_time: Duration::ZERO,
+                last_accounted: now,
+                last_failback: None,
+            }),
+            prober,
+            tasks: Arc::new(Tasks::default()),
+            enabled: AtomicBool::new(f.enabled),
+            write_sync_latency: Arc::new(Histogram::new()),
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+        });
+        let mut threads = Vec::new();
+        if env.driver == Driver::Background {
+            threads.push(spawn_loop(
+                &shared,
+                "wal-monitor",
+                f.unhealthy_sampling_interval.0,
+                |s| {
+                    tick(s);
+                },
+            )?);
+            threads.push(spawn_loop(
+                &shared,
+                "wal-prober",
+                f.probe_interval.0,
+                |s| {
+                    s.prober.probe_once();
+                },
+            )?);
+        }
+        Ok(FailoverManager {
+            shared,
+            threads: Mutex::new(threads),
+            driver: env.driver,
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.shared.core
+    }
+
+    /// Starts log `log`; see [`crate::Manager::create`]. The first segment is
+    /// created asynchronously in the directory the monitor currently
+    /// prefers: records appended before it is ready are queued.
+    ///
+    /// # Errors
+    /// As [`crate::Manager::create`].
+    pub fn create(&self, log: LogNum) -> Result<FailoverWriter> {
+        let s = &self.shared;
+        let recycled = s.core.reserve(log)?;
+        let inner = Arc::new(WriterInner::new(
+            log,
+            Arc::clone(&s.core),
+            Arc::clone(&s.tasks),
+            Arc::clone(&s.write_sync_latency),
+            recycled,
+        ));
+        let dir = {
+            let mut m = s.monitor.lock();
+            m.writer = Some(Arc::clone(&inner));
+            m.history = LogHistory::default();
+            m.dir
+        };
+        if let Err(e) = inner.switch_to(dir) {
+            s.core.unreserve(log);
+            s.monitor.lock().writer = None;
+            return Err(e);
+        }
+        let weak: Weak<Shared> = Arc::downgrade(s);
+        Ok(FailoverWriter {
+            inner,
+            on_close: Box::new(move |w| {
+                if let Some(s) = weak.upgrade() {
+                    let mut m = s.monitor.lock();
+                    if m.writer.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, w)) {
+                        m.writer = None;
+                        let now = s.core.clock.now();
+                        m.account(now);
+                    }
+                }
+            }),
+        })
+    }
+
+    /// Runs one monitor sample now (for [`Driver::Manual`]; the background
+    /// driver calls this every `unhealthy_sampling_interval`).
+    pub fn tick_monitor(&self) {
+        tick(&self.shared);
+    }
+
+    /// Starts one probe of the primary on its own thread (for
+    /// [`Driver::Manual`]); the probe records its latency only while the log
+    /// is on the secondary.
+    pub fn start_probe(&self) -> ProbeHandle {
+        ProbeHandle::spawn(Arc::clone(&self.shared.prober))
+    }
+
+    /// Moves the log to the other directory now, whatever the rules say (an
+    /// operator taking a disk out of service, or a test forcing a switch).
+    /// Returns the directory now written.
+    ///
+    /// # Errors
+    /// [`Error::SwitchingLimit`] if the open log has as many segments as
+    /// allowed; the next log still starts in the other directory.
+    pub fn force_switch(&self) -> Result<DirId> {
+        let s = &self.shared;
+        let mut mon = s.monitor.lock();
+        let writer = mon.writer.clone();
+        switch(
+            s,
+            &mut mon,
+            writer.as_ref(),
+            SwitchReason::Forced,
+            Duration::ZERO,
+            None,
+            None,
+        )
+    }
+
+    /// Turns failover on or off at run time (the `failover.enabled` key).
+    pub fn set_failover_enabled(&self, enabled: bool) {
+        self.shared.enabled.store(enabled, Ordering::Release);
+    }
+
+    /// The directory new writes go to.
+    pub fn current_dir(&self) -> DirId {
+        self.shared.monitor.lock().dir
+    }
+
+    /// Whether probing of the primary is on (the log is on the secondary).
+    pub fn probing(&self) -> bool {
+        self.shared.prober.enabled()
+    }
+
+    /// How the monitor and the prober run.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// See [`crate::Manager::elevate_write_stall_threshold`].
+    pub fn elevate_write_stall_threshold(&self) -> bool {
+        let lag = self
+            .shared
+            .core
+            .config
+            .failover
+            .elevated_write_stall_threshold_lag
+            .0;
+        let m = self.shared.monitor.lock();
+        m.dir == DirId::Secondary
+            || m.last_failback
+                .is_some_and(|t| self.shared.core.clock.now().saturating_sub(t) < lag)
+    }
+
+    /// Current figures; see [`crate::Manager::stats`].
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        let mut stats = s.core.base_stats();
+        let (writer, dir, switches, primary_time, secondary_time) = {
+            let mut m = s.monitor.lock();
+            let now = s.core.clock.now();
+            m.account(now);
+            (
+                m.writer.clone(),
+                m.dir,
+                m.switches,
+                m.primary_time,
+                m.secondary_time,
+            )
+        };
+        let (queued_records, queued_bytes, metrics) =
+            writer.map(|w| w.queue_stats()).unwrap_or_default();
+        stats.writer = metrics;
+        stats.failover = Some(FailoverStats {
+            current_dir: Some(dir),
+            switches,
+            primary_time,
+            secondary_time,
+            write_and_sync_latency: s.write_sync_latency.snapshot(),
+            probe_latency: s.prober.latency(),
+            queued_records,
+            queued_bytes,
+        });
+        stats
+    }
+
+    /// Closes the manager; see [`crate::Manager::close`]. Waits for
+    /// background closes of old segment writers, which may be stuck on a
+    /// stalled disk until it recovers.
+    ///
+    /// # Errors
+    /// As [`crate::Manager::close`].
+    pub fn close(self) -> Result<()> {
+        self.shared.core.close()?;
+        self.stop_threads();
+        self.shared.tasks.join_all();
+        Ok(())
+    }
+
+    fn stop_threads(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.stop_cv.notify_all();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FailoverManager {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
+
+/// A background thread that runs `f` every `interval` until the manager
+/// stops.
+fn spawn_loop(
+    shared: &Arc<Shared>,
+    name: &str,
+    interval: Duration,
+    f: fn(&Shared),
+) -> Result<JoinHandle<()>> {
+    let weak = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                let Some(s) = weak.upgrade() else { return };
+                {
+                    let mut stop = s.stop.lock();
+                    if !*stop {
+                        s.stop_cv.wait_for(&mut stop, interval);
+                    }
+                    if *stop {
+                        return;
+                    }
+                }
+                f(&s);
+            }
+        })
+        .map_err(|e| {
+            Error::Fs(wal_fs::Error::io(
+                wal_fs::Op::Open,
+                shared.core.dirs.primary.path.clone(),
+                e,
+            ))
+        })
+}
+
+/// One monitor sample: apply the switch rules and act.
+fn tick(s: &Shared) {
+    let cfg = &s.core.config.failover;
+    let mut mon = s.monitor.lock();
+    let writer = mon.writer.clone();
+    let (latency, error) = writer
+        .as_ref()
+        .and_then(|w| w.ongoing_latency_or_error())
+        .unwrap_or((Duration::ZERO, None));
+    let (probe_mean, probe_max) = if mon.dir == DirId::Secondary {
+        s.prober.mean_max(cfg.healthy_interval.0)
+    } else {
+        (prober::FAILED_PROBE_LATENCY, prober::FAILED_PROBE_LATENCY)
+    };
+    let sample = Sample {
+        failover_enabled: s.enabled.load(Ordering::Acquire),
+        dir: mon.dir,
+        secondary_errors: mon.history.secondary_errors,
+        writer_failed: error.is_some(),
+        latency,
+        threshold: cfg.unhealthy_op_latency_threshold.0,
+        switches: mon.history.switches,
+        latency_at_last_switch: mon.history.latency_at_last_switch,
+        probe_mean,
+        probe_max,
+        healthy_threshold: cfg.healthy_probe_latency_threshold.0,
+    };
+    let (row, verdict) = decide(&sample);
+    let reason = match verdict {
+        Verdict::Stay => return,
+        Verdict::FailWriter => {
+            if let Some(w) = &writer {
+                let why = if sample.failover_enabled {
+                    "no switch: the secondary has failed twice for this log"
+                } else {
+                    "no switch: failover is disabled"
+                };
+                w.fail(format!("{}; {why}", error.unwrap_or_default()));
+            }
+            return;
+        }
+        Verdict::Switch(reason) => reason,
+    };
+    // A refused switch is logged (and fails the writer if it had failed).
+    let _ = switch(
+        s,
+        &mut mon,
+        writer.as_ref(),
+        reason,
+        latency,
+        error,
+        Some(row),
+    );
+}
+
+/// Moves the log to the other directory: updates the monitor, the prober
+/// and the figures, and starts the new segment. `row` is the deciding rule
+/// (for the log line), if a rule decided. As in Pebble, the monitor moves to
+/// the other directory even when the open log refuses the switch (its
+/// segment limit): the next log starts there.
+///
+/// # Errors
+/// The open log refused the switch.
+fn switch(
+    s: &Shared,
+    mon: &mut MonitorState,
+    writer: Option<&Arc<WriterInner>>,
+    reason: SwitchReason,
+    latency: Duration,
+    error: Option<String>,
+    row: Option<usize>,
+) -> Result<DirId> {
+    let from = mon.dir;
+    let to = from.other();
+    match reason {
+        SwitchReason::Error => {
+            if from == DirId::Secondary {
+                mon.history.secondary_errors += 1;
+            }
+        }
+        SwitchReason::Latency => mon.history.latency_at_last_switch = latency,
+        SwitchReason::Failback | SwitchReason::Forced => {}
+    }
+    mon.history.switches += 1;
+    let now = s.core.clock.now();
+    mon.account(now);
+    mon.dir = to;
+    mon.switches += 1;
+    match to {
+        DirId::Secondary => s.prober.enable(),
+        DirId::Primary => {
+            s.prober.disable();
+            mon.last_failback = Some(now);
+        }
+    }
+    let from_path = s.core.dirs.get(from).path.display().to_string();
+    let to_path = s.core.dirs.get(to).path.display().to_string();
+    let rule = row.map(|r| r + 1);
+    let Some(w) = writer else {
+        tracing::info!(from = %from_path, to = %to_path, reason = reason.name(), ?rule, "wal directory switch (no open log)");
+        return Ok(to);
+    };
+    match w.switch_to(to) {
+        Ok((index, path)) => {
+            tracing::warn!(
+            log = %w.log(),
+            from = %from_path,
+            to = %to_path,
+            reason = reason.name(),
+            latency_ms = latency.as_secs_f64() * 1e3,
+            error = ?error,
+            ?rule,
+            segment = %path.display(),
+            index = index.0,
+            "wal directory switch"
+            );
+            Ok(to)
+        }
+        Err(e) => {
+            tracing::error!(log = %w.log(), from = %from_path, to = %to_path, error = %e, "wal directory switch refused");
+            if reason == SwitchReason::Error {
+                w.fail(format!("{}; cannot switch: {e}", error.unwrap_or_default()));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Checks that the secondary is the disk the primary remembers, recording
+/// the pairing on first use, and that the secondary is writable.
+fn check_identity(core: &Core) -> Result<()> {
+    let primary = &core.dirs.primary;
+    let secondary = core.dirs.get(DirId::Secondary);
+    let expected = meta::read(
+        primary.fs.as_ref(),
+        &primary.path,
+        meta::EXPECTED_SECONDARY_FILE,
+        "identity",
+    )?;
+    let found = meta::read(
+        secondary.fs.as_ref(),
+        &secondary.path,
+        meta::IDENTITY_FILE,
+        "identity",
+    )?;
+    let accept_new = core
+        .config
+        .secondary
+        .as_ref()
+        .is_some_and(|s| s.accept_new_identity);
+    let identity = match (expected, found) {
+        (Some(e), Some(f)) if e == f => return Ok(()),
+        (Some(e), Some(f)) => {
+            return Err(Error::WrongSecondary {
+                dir: secondary.path.clone(),
+                found: f,
+                expected: e,
+            });
+        }
+        (Some(e), None) if !accept_new => {
+            return Err(Error::MissingSecondaryIdentity {
+                dir: secondary.path.clone(),
+                expected: e,
+            });
+        }
+        (None, Some(f)) => f,
+        (Some(_) | None, None) => {
+            let id = meta::new_identity();
+            // Writing the identity also proves the secondary is writable
+            // now, not at the first failover (Pebble's failover_source).
+            meta::write(
+                secondary.fs.as_ref(),
+                &secondary.path,
+                meta::IDENTITY_FILE,
+                "identity",
+                &id,
+            )?;
+            id
+        }
+    };
+    meta::write(
+        primary.fs.as_ref(),
+        &primary.path,
+        meta::EXPECTED_SECONDARY_FILE,
+        "identity",
+        &identity,
+    )?;
+    tracing::info!(secondary = %secondary.path.display(), identity = %identity, "secondary identity recorded");
+    Ok(())
+}

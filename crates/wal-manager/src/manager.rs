@@ -1,0 +1,742 @@
+//! The `Manager` API shared by the standalone and failover managers, and
+//! the bookkeeping both build on.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use wal_fs::{DirLock, Fs, OsFs};
+use wal_record::{HistogramSnapshot, LogWriterMetrics, LogWriterOptions};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::failover::FailoverManager;
+use crate::failover::writer::FailoverWriter;
+use crate::log::{Dir, Dirs, LogicalLog, Segment, scan};
+use crate::meta;
+use crate::reader::LogicalReader;
+use crate::recycler::{RecycledFile, Recycler};
+use crate::standalone::{StandaloneManager, StandaloneWriter};
+use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
+
+/// How the failover manager's monitor and prober run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// Background threads tick on real time (production).
+    #[default]
+    Background,
+    /// No threads: the caller drives the monitor and the prober
+    /// ([`FailoverManager::tick_monitor`], [`FailoverManager::start_probe`]),
+    /// usually with a [`crate::ManualClock`]. For deterministic tests.
+    Manual,
+}
+
+/// What a manager runs on: the filesystems of its directories, its clock,
+/// and how failover is driven.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// The primary directory's filesystem.
+    pub primary_fs: Arc<dyn Fs>,
+    /// The secondary directory's filesystem.
+    pub secondary_fs: Arc<dyn Fs>,
+    /// The clock the failover logic measures latency with.
+    pub clock: Arc<dyn Clock>,
+    /// How the monitor and the prober run.
+    pub driver: Driver,
+}
+
+impl Env {
+    /// Real directories, the real clock, background threads.
+    pub fn os() -> Env {
+        Env::with_fs(Arc::new(OsFs::new()))
+    }
+
+    /// Both directories on `fs`, the real clock, background threads.
+    pub fn with_fs(fs: Arc<dyn Fs>) -> Env {
+        Env {
+            primary_fs: Arc::clone(&fs),
+            secondary_fs: fs,
+            clock: Arc::new(SystemClock::new()),
+            driver: Driver::Background,
+        }
+    }
+}
+
+/// A file of an obsolete log, to be deleted with
+/// [`Manager::delete_obsolete`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletableFile {
+    /// The log it belongs to.
+    pub log: LogNum,
+    /// The directory it is in.
+    pub dir: DirId,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size when last known.
+    pub size: u64,
+}
+
+/// Figures about a manager, from [`Manager::stats`].
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Logs not yet obsolete (including the open one).
+    pub live_logs: usize,
+    /// Their files.
+    pub live_files: usize,
+    /// Their size in bytes (the open log's as last known).
+    pub live_bytes: u64,
+    /// Obsolete files kept for recycling.
+    pub obsolete_files: usize,
+    /// Their size.
+    pub obsolete_bytes: u64,
+    /// The next LSN to be assigned.
+    pub next_lsn: Lsn,
+    /// The open log, if any.
+    pub open_log: Option<LogNum>,
+    /// Record-layer figures of the open log's current segment writer.
+    pub writer: Option<LogWriterMetrics>,
+    /// Failover figures (failover manager only).
+    pub failover: Option<FailoverStats>,
+}
+
+/// Failover figures.
+#[derive(Clone, Debug, Default)]
+pub struct FailoverStats {
+    /// The directory new writes go to.
+    pub current_dir: Option<DirId>,
+    /// Directory switches so far (failovers and failbacks).
+    pub switches: u64,
+    /// Time spent writing to the primary.
+    pub primary_time: Duration,
+    /// Time spent writing to the secondary.
+    pub secondary_time: Duration,
+    /// End-to-end latency of appends that waited for durability, from the
+    /// append to the acknowledgement, in nanoseconds.
+    pub write_and_sync_latency: HistogramSnapshot,
+    /// Latency of the prober's probes of the primary, in nanoseconds.
+    pub probe_latency: HistogramSnapshot,
+    /// Records waiting to become durable in the open log's queue.
+    pub queued_records: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+}
+
+/// A log manager: standalone (one directory) or failover (primary and
+/// secondary), chosen by the configuration.
+///
+/// ```
+/// use wal_manager::{Config, LogNum, Manager};
+///
+/// # fn main() -> Result<(), wal_manager::Error> {
+/// let dir = std::env::temp_dir().join(format!("wal-manager-doc-{}", std::process::id()));
+/// let manager = Manager::open(&Config::standalone(&dir))?;
+/// let writer = manager.create(LogNum(1))?;
+/// let lsn = writer.append_sync(b"put k v")?; // durable when this returns
+/// writer.close()?;
+///
+/// let mut reader = manager.open_reader(LogNum(1))?;
+/// let record = reader.next()?.expect("one record");
+/// assert_eq!((record.lsn, record.payload), (lsn, &b"put k v"[..]));
+/// manager.close()?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub enum Manager {
+    /// One directory.
+    Standalone(StandaloneManager),
+    /// A primary and a secondary directory.
+    Failover(FailoverManager),
+}
+
+impl Manager {
+    /// Opens the manager `config` describes, on real directories.
+    ///
+    /// # Errors
+    /// As [`Manager::open_with`].
+    pub fn open(config: &Config) -> Result<Manager> {
+        Manager::open_with(config, Env::os())
+    }
+
+    /// Opens the manager `config` describes, on `env`: creates the
+    /// directories if needed, locks them, checks the secondary's identity,
+    /// finds the existing logs and recovers the next LSN.
+    ///
+    /// # Errors
+    /// An invalid configuration, a directory that cannot be created or is
+    /// locked by another manager, the wrong secondary, duplicate segments,
+    /// or corruption in the newest log.
+    #[allow(clippy::needless_pass_by_value)] // an Env is a few Arcs; taking it reads better
+    pub fn open_with(config: &Config, env: Env) -> Result<Manager> {
+        config.validate().map_err(|message| Error::Config {
+            origin: "Manager::open".into(),
+            message,
+        })?;
+        if config.is_failover() {
+            FailoverManager::open(config, &env).map(Manager::Failover)
+        } else {
+            StandaloneManager::open(config, &env).map(Manager::Standalone)
+        }
+    }
+
+    fn core(&self) -> &Core {
+        match self {
+            Manager::Standalone(m) => m.core(),
+            Manager::Failover(m) => m.core(),
+        }
+    }
+
+    /// The logs not yet obsolete, with their segments. No I/O.
+    pub fn list(&self) -> Vec<LogicalLog> {
+        self.core().list()
+    }
+
+    /// Starts log `log`, which must be above every existing log. The previous
+    /// writer must have been closed.
+    ///
+    /// # Errors
+    /// A writer is open, the number does not increase, or the file cannot be
+    /// created.
+    pub fn create(&self, log: LogNum) -> Result<Writer> {
+        match self {
+            Manager::Standalone(m) => m.create(log).map(Writer::Standalone),
+            Manager::Failover(m) => m.create(log).map(Writer::Failover),
+        }
+    }
+
+    /// Marks every closed log below `min_unflushed` obsolete: the caller no
+    /// longer needs them. Files that can be reused are kept in the recycler;
+    /// the rest are returned for deletion. Before returning, the LSN floor is
+    /// made durable, so LSNs keep increasing even if every log goes.
+    ///
+    /// # Errors
+    /// The LSN floor cannot be written.
+    pub fn obsolete(&self, min_unflushed: LogNum) -> Result<Vec<DeletableFile>> {
+        let dir = match self {
+            Manager::Standalone(_) => DirId::Primary,
+            Manager::Failover(m) => m.current_dir(),
+        };
+        self.core().obsolete(min_unflushed, dir)
+    }
+
+    /// Deletes files returned by [`Manager::obsolete`], then syncs their
+    /// directories.
+    ///
+    /// # Errors
+    /// A file cannot be removed (one already gone is not an error).
+    pub fn delete_obsolete(&self, files: &[DeletableFile]) -> Result<()> {
+        self.core().delete(files)
+    }
+
+    /// A reader of log `log`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchLog`].
+    pub fn open_reader(&self, log: LogNum) -> Result<LogicalReader> {
+        self.core().open_reader(log)
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        match self {
+            Manager::Standalone(m) => m.stats(),
+            Manager::Failover(m) => m.stats(),
+        }
+    }
+
+    /// The next LSN to be assigned.
+    pub fn next_lsn(&self) -> Lsn {
+        self.core().next_lsn()
+    }
+
+    /// Whether an engine should tolerate a higher write-stall threshold now:
+    /// the log is on the secondary, or failed back recently (Pebble's
+    /// `ElevateWriteStallThresholdForFailover`). Always false when
+    /// standalone.
+    pub fn elevate_write_stall_threshold(&self) -> bool {
+        match self {
+            Manager::Standalone(_) => false,
+            Manager::Failover(m) => m.elevate_write_stall_threshold(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.core().config
+    }
+
+    /// The directories.
+    pub fn dirs(&self) -> &Dirs {
+        &self.core().dirs
+    }
+
+    /// Closes the manager: stops its threads, waits for background closes of
+    /// old segment writers, and releases the directory locks.
+    ///
+    /// # Errors
+    /// [`Error::WriterOpen`] if a writer is still open.
+    pub fn close(self) -> Result<()> {
+        match self {
+            Manager::Standalone(m) => m.close(),
+            Manager::Failover(m) => m.close(),
+        }
+    }
+}
+
+/// The writer of one log. Shared between threads (`&self` everywhere).
+#[derive(Debug)]
+pub enum Writer {
+    /// A standalone manager's writer.
+    Standalone(StandaloneWriter),
+    /// A failover manager's writer.
+    Failover(FailoverWriter),
+}
+
+impl Writer {
+    /// The log being written.
+    pub fn log(&self) -> LogNum {
+        match self {
+            Writer::Standalone(w) => w.log(),
+            Writer::Failover(w) => w.log(),
+        }
+    }
+
+    /// Appends a record without waiting for it to be durable; returns its
+    /// LSN.
+    ///
+    /// # Errors
+    /// The record is too large, the writer is closed, or writing failed for
+    /// good.
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        match self {
+            Writer::Standalone(w) => w.append(payload, false),
+            Writer::Failover(w) => w.append(payload, false),
+        }
+    }
+
+    /// Appends a record and waits until it is durable (group commit with
+    /// concurrent appenders); returns its LSN.
+    ///
+    /// # Errors
+    /// As [`Writer::append`], plus a failed sync (standalone) or a failure of
+    /// every directory (failover).
+    pub fn append_sync(&self, payload: &[u8]) -> Result<Lsn> {
+        match self {
+            Writer::Standalone(w) => w.append(payload, true),
+            Writer::Failover(w) => w.append(payload, true),
+        }
+    }
+
+    /// Appends records as one group, contiguous in LSN order; if `sync`,
+    /// waits until all are durable. Returns their LSNs.
+    ///
+    /// # Errors
+    /// As [`Writer::append_sync`]; nothing is appended if a record is too
+    /// large.
+    pub fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
+        match self {
+            Writer::Standalone(w) => w.append_batch(payloads, sync),
+            Writer::Failover(w) => w.append_batch(payloads, sync),
+        }
+    }
+
+    /// Waits until the record `lsn` (and every earlier one) is durable.
+    ///
+    /// # Errors
+    /// As [`Writer::append_sync`].
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        match self {
+            Writer::Standalone(w) => w.wait_durable(lsn),
+            Writer::Failover(w) => w.wait_durable(lsn),
+        }
+    }
+
+    /// Makes everything appended so far durable; returns the last LSN
+    /// appended (`None` if nothing was).
+    ///
+    /// # Errors
+    /// As [`Writer::append_sync`].
+    pub fn sync(&self) -> Result<Option<Lsn>> {
+        match self {
+            Writer::Standalone(w) => w.sync(),
+            Writer::Failover(w) => w.sync(),
+        }
+    }
+
+    /// Closes the log: writes the trailer, makes everything durable, and
+    /// returns the log's logical size (its bytes as if it were one segment).
+    ///
+    /// # Errors
+    /// The final write or sync failed.
+    pub fn close(&self) -> Result<u64> {
+        match self {
+            Writer::Standalone(w) => w.close(),
+            Writer::Failover(w) => w.close(),
+        }
+    }
+
+    /// Record-layer figures of the current segment.
+    pub fn metrics(&self) -> LogWriterMetrics {
+        match self {
+            Writer::Standalone(w) => w.metrics(),
+            Writer::Failover(w) => w.metrics(),
+        }
+    }
+}
+
+/// A log the manager still tracks.
+#[derive(Debug)]
+pub(crate) struct LiveLog {
+    pub(crate) log: LogicalLog,
+    /// Closed cleanly by this manager as one segment, index 0, in the
+    /// primary: its file may be recycled.
+    pub(crate) recyclable: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct CoreState {
+    /// Logs not yet obsolete, by number.
+    pub(crate) logs: Vec<LiveLog>,
+    /// The log whose writer is open.
+    pub(crate) open: Option<LogNum>,
+    /// The highest LSN floor made durable.
+    pub(crate) floor_written: Lsn,
+    pub(crate) recycler: Recycler,
+    pub(crate) closed: bool,
+}
+
+/// What both managers share: configuration, directories, locks, the log list,
+/// the recycler and the LSN counter.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) dirs: Dirs,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The next LSN to assign. Writers increment it under their own lock, so
+    /// that LSN order is file order.
+    pub(crate) next_lsn: Arc<AtomicU64>,
+    pub(crate) state: Mutex<CoreState>,
+    _locks: Vec<Box<dyn DirLock>>,
+}
+
+impl Core {
+    /// Creates and locks the directories, scans the logs and recovers the
+    /// next LSN.
+    pub(crate) fn open(config: &Config, env: &Env) -> Result<Core> {
+        let primary = Dir {
+            id: DirId::Primary,
+            path: config.primary.dir.clone(),
+            fs: Arc::clone(&env.primary_fs),
+        };
+        let secondary = config.secondary.as_ref().map(|s| Dir {
+            id: DirId::Secondary,
+            path: s.dir.clone(),
+            fs: Arc::clone(&env.secondary_fs),
+        });
+        let dirs = Dirs { primary, secondary };
+        let mut locks = Vec::new();
+        for dir in dirs.iter() {
+            dir.fs.create_dir_all(&dir.path)?;
+            locks.push(dir.fs.lock(&dir.path)?);
+        }
+        let logs = scan(&dirs)?;
+        let next_lsn = recover_next_lsn(&dirs, &logs, config)?;
+        tracing::info!(
+            primary = %dirs.primary.path.display(),
+            secondary = ?dirs.secondary.as_ref().map(|d| d.path.display().to_string()),
+            logs = logs.len(),
+            next_lsn = next_lsn.0,
+            "wal manager opened"
+        );
+        Ok(Core {
+            config: config.clone(),
+            dirs,
+            clock: Arc::clone(&env.clock),
+            next_lsn: Arc::new(AtomicU64::new(next_lsn.0)),
+            state: Mutex::new(CoreState {
+                // Logs found at open are never recycled (Pebble does the
+                // same): nothing says how they were closed.
+                logs: logs
+                    .into_iter()
+                    .map(|log| LiveLog {
+                        log,
+                        recyclable: false,
+                    })
+                    .collect(),
+                open: None,
+                floor_written: Lsn(0),
+                recycler: Recycler::new(config.writer.recycle_logs_max as usize),
+                closed: false,
+            }),
+            _locks: locks,
+        })
+    }
+
+    pub(crate) fn next_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn list(&self) -> Vec<LogicalLog> {
+        self.state
+            .lock()
+            .logs
+            .iter()
+            .map(|l| l.log.clone())
+            .collect()
+    }
+
+    /// Reserves `log` for a new writer: checks that none is open and that the
+    /// number increases, and records the log with no segments yet. Returns a
+    /// recycled file to reuse, if any.
+    pub(crate) fn reserve(&self, log: LogNum) -> Result<Option<RecycledFile>> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed("the manager"));
+        }
+        if let Some(open) = st.open {
+            return Err(Error::WriterOpen {
+                open,
+                requested: log,
+            });
+        }
+        if let Some(last) = st.logs.last() {
+            if last.log.num >= log {
+                return Err(Error::LogNumNotIncreasing {
+                    requested: log,
+                    existing: last.log.num,
+                });
+            }
+        }
+        st.open = Some(log);
+        st.logs.push(LiveLog {
+            log: LogicalLog {
+                num: log,
+                segments: Vec::new(),
+            },
+            recyclable: false,
+        });
+        Ok(st.recycler.take())
+    }
+
+    /// Undoes a reservation whose first segment could not be created.
+    pub(crate) fn unreserve(&self, log: LogNum) {
+        let mut st = self.state.lock();
+        if st.open == Some(log) {
+            st.open = None;
+        }
+        if st
+            .logs
+            .last()
+            .is_some_and(|l| l.log.num == log && l.log.segments.is_empty())
+        {
+            st.logs.pop();
+        }
+    }
+
+    /// Records a new segment of `log` (or updates it if already known).
+    pub(crate) fn add_segment(&self, log: LogNum, segment: Segment) {
+        let mut st = self.state.lock();
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            if let Some(s) = live
+                .log
+                .segments
+                .iter_mut()
+                .find(|s| s.index == segment.index)
+            {
+                *s = segment;
+            } else {
+                live.log.segments.push(segment);
+                live.log.segments.sort_by_key(|s| s.index);
+            }
+        }
+    }
+
+    /// Forgets segment `index` of `log` (its file was never created).
+    pub(crate) fn remove_segment(&self, log: LogNum, index: SegmentIndex) {
+        let mut st = self.state.lock();
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            live.log.segments.retain(|s| s.index != index);
+        }
+    }
+
+    /// Records that the writer of `log` is done; `recyclable` when it closed
+    /// cleanly as a single primary segment 0.
+    pub(crate) fn writer_closed(&self, log: LogNum, recyclable: bool) {
+        let mut st = self.state.lock();
+        if st.open == Some(log) {
+            st.open = None;
+        }
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            live.recyclable = recyclable
+                && live.log.segments.len() == 1
+                && live.log.segments[0].index == SegmentIndex(0)
+                && live.log.segments[0].dir == DirId::Primary;
+        }
+    }
+
+    pub(crate) fn obsolete(
+        &self,
+        min_unflushed: LogNum,
+        floor_dir: DirId,
+    ) -> Result<Vec<DeletableFile>> {
+        // Persist the floor first: once the caller deletes these logs, the
+        // floor is all that remembers how high LSNs went.
+        let next = self.next_lsn();
+        let need_floor = self.state.lock().floor_written < next;
+        if need_floor {
+            let dir = self.dirs.get(floor_dir);
+            meta::write_floor(dir.fs.as_ref(), &dir.path, next)?;
+            let mut st = self.state.lock();
+            st.floor_written = st.floor_written.max(next);
+        }
+        let mut st = self.state.lock();
+        let open = st.open;
+        let mut deletable = Vec::new();
+        let mut kept = Vec::new();
+        for live in std::mem::take(&mut st.logs) {
+            if live.log.num >= min_unflushed || Some(live.log.num) == open {
+                kept.push(live);
+                continue;
+            }
+            let mut files = live.log.segments.into_iter();
+            if live.recyclable {
+                let s = files.next().expect("a recyclable log has one segment");
+                let file = RecycledFile {
+                    log: live.log.num,
+                    path: s.path,
+                    size: s.size,
+                };
+                match st.recycler.add(file) {
+                    Ok(()) => {
+                        tracing::debug!(log = %live.log.num, "log kept for recycling");
+                        continue;
+                    }
+                    Err(file) => deletable.push(DeletableFile {
+                        log: live.log.num,
+                        dir: DirId::Primary,
+                        path: file.path,
+                        size: file.size,
+                    }),
+                }
+            }
+            deletable.extend(files.map(|s| DeletableFile {
+                log: live.log.num,
+                dir: s.dir,
+                path: s.path,
+                size: s.size,
+            }));
+        }
+        st.logs = kept;
+        Ok(deletable)
+    }
+
+    pub(crate) fn delete(&self, files: &[DeletableFile]) -> Result<()> {
+        let mut touched = Vec::new();
+        for f in files {
+            let dir = self.dirs.get(f.dir);
+            match dir.fs.remove(&f.path) {
+                Ok(()) => {
+                    tracing::debug!(path = %f.path.display(), "obsolete log file deleted");
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !touched.contains(&f.dir) {
+                touched.push(f.dir);
+            }
+        }
+        for id in touched {
+            let dir = self.dirs.get(id);
+            dir.fs.sync_dir(&dir.path)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn open_reader(&self, log: LogNum) -> Result<LogicalReader> {
+        let st = self.state.lock();
+        let live = st
+            .logs
+            .iter()
+            .find(|l| l.log.num == log)
+            .ok_or(Error::NoSuchLog(log))?;
+        Ok(LogicalReader::new(&live.log, self.dirs.clone())
+            .with_record_size_max(self.record_size_max() + crate::envelope::LSN_PREFIX_SIZE))
+    }
+
+    pub(crate) fn record_size_max(&self) -> usize {
+        self.config.writer.record_size_max.0 as usize
+    }
+
+    /// Writer options for a segment of `log`.
+    pub(crate) fn writer_options(&self, log: LogNum) -> LogWriterOptions {
+        let w = &self.config.writer;
+        LogWriterOptions {
+            log_num: log.header_bits(),
+            format: w.format.0,
+            min_sync_interval: w.min_sync_interval.0,
+            pending_bytes_max: w.pending_bytes_max.0 as usize,
+            record_size_max: self.record_size_max() + crate::envelope::LSN_PREFIX_SIZE,
+            on_sync: None,
+        }
+    }
+
+    /// The file-count part of the stats.
+    pub(crate) fn base_stats(&self) -> Stats {
+        let st = self.state.lock();
+        let (obsolete_files, obsolete_bytes) = st.recycler.stats();
+        Stats {
+            live_logs: st.logs.len(),
+            live_files: st.logs.iter().map(|l| l.log.segments.len()).sum(),
+            live_bytes: st.logs.iter().map(|l| l.log.size()).sum(),
+            obsolete_files,
+            obsolete_bytes,
+            next_lsn: self.next_lsn(),
+            open_log: st.open,
+            writer: None,
+            failover: None,
+        }
+    }
+
+    /// Refuses to close while a writer is open; marks the manager closed.
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if let Some(open) = st.open {
+            return Err(Error::WriterOpen {
+                open,
+                requested: open,
+            });
+        }
+        st.closed = true;
+        Ok(())
+    }
+
+    /// Reserves `n` consecutive LSNs; called under the writer's lock.
+    pub(crate) fn take_lsns(counter: &AtomicU64, n: u64) -> Range<Lsn> {
+        let first = counter.fetch_add(n, Ordering::AcqRel);
+        Lsn(first)..Lsn(first + n)
+    }
+}
+
+/// The next LSN after a restart: above the LSN floor of either directory and
+/// above the last record of the newest log that has one. LSNs start at 1.
+fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], config: &Config) -> Result<Lsn> {
+    let mut next = Lsn(1);
+    for dir in dirs.iter() {
+        next = next.max(meta::read_floor(dir.fs.as_ref(), &dir.path)?);
+    }
+    for log in logs.iter().rev() {
+        let mut reader = LogicalReader::new(log, dirs.clone()).with_record_size_max(
+            config.writer.record_size_max.0 as usize + crate::envelope::LSN_PREFIX_SIZE,
+        );
+        while reader.next()?.is_some() {}
+        if let Some(last) = reader.last_lsn() {
+            next = next.max(last.next());
+            break;
+        }
+    }
+    Ok(next)
+}

@@ -1,0 +1,377 @@
+//! The logical-log reader: stitches a log back together from its segments in
+//! both directories and drops the duplicates a switch creates.
+//!
+//! # Rules (the reader's decision table)
+//!
+//! Segments are read in index order. For each record, with `last` the LSN of
+//! the last record returned:
+//!
+//! | # | situation | action |
+//! |---|---|---|
+//! | 1 | record with LSN <= `last` | drop it (a duplicate replayed after a switch) |
+//! | 2 | record with LSN = `last` + 1, or the log's first record | return it |
+//! | 3 | record with LSN > `last` + 1 | error: records are missing (durable data was lost) |
+//! | 4 | segment ends cleanly (trailer or record boundary) | go on with the next segment |
+//! | 5 | torn tail or corruption in a segment that is not the last | end that segment; go on with the next |
+//! | 6 | torn tail in the last segment | the log ends (reported by [`LogicalReader::end`]) |
+//! | 7 | corruption in the last segment | error |
+//! | 8 | record shorter than its 8-byte LSN | error |
+//!
+//! Row 5 is safe because the failover writer replays every record not yet
+//! durable into the next segment: whatever a damaged non-last segment lost
+//! is either in a later segment or, if it had been acknowledged from this
+//! segment, reported by row 3. (Pebble ends such a segment silently and
+//! cannot tell; the LSN makes the loss visible.) Each segment gets its own
+//! record reader, so a record cut short in one segment can never leak into
+//! the next (Pebble #3865). The table is [`READER_RULES`]; a test walks it.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use wal_record::{End, LogReader};
+
+use crate::envelope;
+use crate::error::{Error, Result};
+use crate::log::{Dirs, LogicalLog, Segment};
+use crate::types::{LogNum, Lsn};
+
+/// One row of the reader's decision table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderRule {
+    /// The situation.
+    pub situation: &'static str,
+    /// What the reader does.
+    pub action: ReaderAction,
+}
+
+/// What the logical-log reader does in a situation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaderAction {
+    /// The record is dropped.
+    Drop,
+    /// The record is returned.
+    Return,
+    /// Reading continues with the next segment.
+    NextSegment,
+    /// The log ends without error.
+    EndOfLog,
+    /// Reading fails.
+    Fail,
+}
+
+/// The decision table, as data.
+pub const READER_RULES: &[ReaderRule] = &[
+    ReaderRule {
+        situation: "record with LSN <= last",
+        action: ReaderAction::Drop,
+    },
+    ReaderRule {
+        situation: "record with LSN = last + 1, or the first record",
+        action: ReaderAction::Return,
+    },
+    ReaderRule {
+        situation: "record with LSN > last + 1",
+        action: ReaderAction::Fail,
+    },
+    ReaderRule {
+        situation: "segment ends cleanly",
+        action: ReaderAction::NextSegment,
+    },
+    ReaderRule {
+        situation: "torn tail or corruption in a segment that is not the last",
+        action: ReaderAction::NextSegment,
+    },
+    ReaderRule {
+        situation: "torn tail in the last segment",
+        action: ReaderAction::EndOfLog,
+    },
+    ReaderRule {
+        situation: "corruption in the last segment",
+        action: ReaderAction::Fail,
+    },
+    ReaderRule {
+        situation: "record shorter than its LSN",
+        action: ReaderAction::Fail,
+    },
+];
+
+/// A record read from a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRecord<'a> {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// Whether it is a system record (checkpoint, truncation marker).
+    pub system: bool,
+    /// The caller's payload (without the LSN prefix).
+    pub payload: &'a [u8],
+    /// The segment it was read from.
+    pub segment: &'a Segment,
+    /// Offset of the record in that segment.
+    pub offset: u64,
+}
+
+/// How one segment ended, as the reader saw it.
+#[derive(Clone, Debug)]
+pub enum SegmentEnd {
+    /// Not read to its end (yet).
+    Unread,
+    /// Clean end.
+    Clean(End),
+    /// A torn tail: tolerated (in any segment).
+    TornTail(wal_record::Error),
+    /// Corruption in a segment that is not the last: skipped, because a
+    /// later segment holds the records that mattered.
+    CorruptSkipped(wal_record::Error),
+    /// Corruption that failed the read.
+    Corrupt(wal_record::Error),
+}
+
+/// What the reader found in one segment.
+#[derive(Clone, Debug)]
+pub struct SegmentReport {
+    /// The segment.
+    pub segment: Segment,
+    /// Records returned from it.
+    pub records: u64,
+    /// Duplicates dropped from it.
+    pub duplicates: u64,
+    /// How it ended.
+    pub end: SegmentEnd,
+}
+
+/// How a whole log ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Every segment read; the last ended cleanly.
+    Clean,
+    /// The last segment ends with a torn tail at `offset`.
+    TornTail {
+        /// The last segment.
+        path: PathBuf,
+        /// Where its valid prefix ends.
+        offset: u64,
+    },
+}
+
+/// Reads a file through [`wal_fs::File::read_at`] as a stream.
+struct SegmentSource {
+    file: Box<dyn wal_fs::File>,
+    pos: u64,
+}
+
+impl Read for SegmentSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .read_at(buf, self.pos)
+            .map_err(|e| io::Error::new(e.kind(), e))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the records of one logical log in LSN order, exactly once each.
+pub struct LogicalReader {
+    log: LogNum,
+    dirs: Dirs,
+    segments: Vec<Segment>,
+    /// Index in `segments` of the segment `current` reads.
+    current_index: usize,
+    current: Option<LogReader<SegmentSource>>,
+    last: Option<Lsn>,
+    reports: Vec<SegmentReport>,
+    end: Option<LogEnd>,
+    failed: bool,
+    record_size_max: usize,
+}
+
+impl std::fmt::Debug for LogicalReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogicalReader")
+            .field("log", &self.log)
+            .field("segments", &self.segments)
+            .field("current_index", &self.current_index)
+            .field("last", &self.last)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogicalReader {
+    /// A reader of `log`, whose segments live in `dirs`.
+    pub fn new(log: &LogicalLog, dirs: Dirs) -> LogicalReader {
+        LogicalReader {
+            log: log.num,
+            dirs,
+            segments: log.segments.clone(),
+            current_index: 0,
+            current: None,
+            last: None,
+            reports: Vec::new(),
+            end: None,
+            failed: false,
+            record_size_max: usize::MAX,
+        }
+    }
+
+    /// Refuses records longer than `max` bytes instead of buffering them.
+    #[must_use]
+    pub fn with_record_size_max(mut self, max: usize) -> LogicalReader {
+        self.record_size_max = max;
+        self
+    }
+
+    /// The log being read.
+    pub fn log(&self) -> LogNum {
+        self.log
+    }
+
+    /// The LSN of the last record returned.
+    pub fn last_lsn(&self) -> Option<Lsn> {
+        self.last
+    }
+
+    /// What was found in each segment opened so far.
+    pub fn reports(&self) -> &[SegmentReport] {
+        &self.reports
+    }
+
+    /// How the log ended, once [`LogicalReader::next`] returned `Ok(None)`.
+    pub fn end(&self) -> Option<&LogEnd> {
+        self.end.as_ref()
+    }
+
+    /// The next record, or `Ok(None)` at the end of the log.
+    ///
+    /// # Errors
+    /// A segment cannot be opened or read, a segment that is the last is
+    /// corrupt, records are missing, or a record has no LSN. After an error
+    /// the reader stays failed.
+    #[allow(clippy::should_implement_trait)] // records borrow the reader
+    pub fn next(&mut self) -> Result<Option<LogRecord<'_>>> {
+        if self.failed {
+            return Err(Error::Closed("this reader, after an error,"));
+        }
+        match self.advance() {
+            Ok(Some((index, offset, lsn))) => {
+                let Some(reader) = self.current.as_ref() else {
+                    unreachable!("a record came from the current segment")
+                };
+                // The record `advance` validated is still the reader's
+                // current one.
+                let Some(record) = reader.current() else {
+                    unreachable!("advance left a current record")
+                };
+                let Some((_, system, payload)) = envelope::decode(record.payload) else {
+                    unreachable!("advance checked the envelope")
+                };
+                Ok(Some(LogRecord {
+                    lsn,
+                    system,
+                    payload,
+                    segment: &self.segments[index],
+                    offset,
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves to the next record to return; returns its segment index, offset
+    /// and LSN, leaving its bytes in the current segment reader.
+    fn advance(&mut self) -> Result<Option<(usize, u64, Lsn)>> {
+        loop {
+            if self.end.is_some() {
+                return Ok(None);
+            }
+            if self.current.is_none() {
+                if self.current_index == self.segments.len() {
+                    self.end = Some(LogEnd::Clean);
+                    return Ok(None);
+                }
+                let segment = &self.segments[self.current_index];
+                let fs = &self.dirs.get(segment.dir).fs;
+                let file = fs.open(&segment.path)?;
+                self.current = Some(
+                    LogReader::new(SegmentSource { file, pos: 0 }, self.log.header_bits())
+                        .with_record_size_max(self.record_size_max),
+                );
+                self.reports.push(SegmentReport {
+                    segment: segment.clone(),
+                    records: 0,
+                    duplicates: 0,
+                    end: SegmentEnd::Unread,
+                });
+            }
+            let index = self.current_index;
+            let is_last = index + 1 == self.segments.len();
+            let path = &self.segments[index].path;
+            let report = self.reports.last_mut().expect("a report per open segment");
+            let Some(reader) = self.current.as_mut() else {
+                unreachable!("opened above")
+            };
+            match reader.next_record() {
+                Ok(Some(record)) => {
+                    let Some((lsn, _, _)) = envelope::decode(record.payload) else {
+                        return Err(Error::BadEnvelope {
+                            log: self.log,
+                            path: path.clone(),
+                            offset: record.offset,
+                            len: record.payload.len(),
+                        });
+                    };
+                    match self.last {
+                        Some(last) if lsn <= last => {
+                            report.duplicates += 1;
+                            continue;
+                        }
+                        Some(last) if lsn.0 != last.0 + 1 => {
+                            return Err(Error::MissingRecords {
+                                log: self.log,
+                                after: last,
+                                found: lsn,
+                                path: path.clone(),
+                            });
+                        }
+                        _ => {}
+                    }
+                    self.last = Some(lsn);
+                    report.records += 1;
+                    return Ok(Some((index, record.offset, lsn)));
+                }
+                Ok(None) => {
+                    report.end = SegmentEnd::Clean(reader.end().expect("an end after Ok(None)"));
+                }
+                Err(e) if !is_last && e.is_torn_tail() => report.end = SegmentEnd::TornTail(e),
+                Err(e) if !is_last && e.is_corruption() => {
+                    report.end = SegmentEnd::CorruptSkipped(e);
+                }
+                Err(e) if e.is_torn_tail() => {
+                    self.end = Some(LogEnd::TornTail {
+                        path: path.clone(),
+                        offset: e.offset().unwrap_or(0),
+                    });
+                    report.end = SegmentEnd::TornTail(e);
+                    self.current = None;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    if e.is_corruption() {
+                        report.end = SegmentEnd::Corrupt(e.clone());
+                    }
+                    return Err(Error::Segment {
+                        log: self.log,
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+            }
+            self.current = None;
+            self.current_index += 1;
+        }
+    }
+}
