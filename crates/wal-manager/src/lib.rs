@@ -28,6 +28,7 @@ mod naming;
 pub mod reader;
 mod recorder;
 mod recycler;
+pub mod repair;
 mod standalone;
 mod types;
 
@@ -46,5 +47,6 @@ pub use manager::{DeletableFile, Driver, Env, FailoverStats, Manager, Stats, Wri
 pub use meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LSN_FLOOR_FILE};
 pub use naming::{parse_segment_file_name, segment_file_name};
 pub use reader::{LogEnd, LogRecord, LogicalReader, SegmentEnd, SegmentReport};
+pub use repair::{RepairAction, RepairReport, repair};
 pub use standalone::{StandaloneManager, StandaloneWriter};
 pub use types::{DirId, LogNum, Lsn, SegmentIndex};

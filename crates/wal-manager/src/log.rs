@@ -39,6 +39,24 @@ pub struct Dirs {
 }
 
 impl Dirs {
+    /// The directories a configuration names, reached through `fs`. No I/O:
+    /// for tools that read logs without opening a manager (which would lock
+    /// and initialise the directories).
+    pub fn from_config(config: &crate::Config, fs: &Arc<dyn Fs>) -> Dirs {
+        Dirs {
+            primary: Dir {
+                id: DirId::Primary,
+                path: config.primary.dir.clone(),
+                fs: Arc::clone(fs),
+            },
+            secondary: config.secondary.as_ref().map(|s| Dir {
+                id: DirId::Secondary,
+                path: s.dir.clone(),
+                fs: Arc::clone(fs),
+            }),
+        }
+    }
+
     /// The directory with this id.
     ///
     /// # Panics

@@ -154,9 +154,15 @@ pub enum LogEnd {
 }
 
 /// Reads a file through [`wal_fs::File::read_at`] as a stream.
-struct SegmentSource {
+pub(crate) struct SegmentSource {
     file: Box<dyn wal_fs::File>,
     pos: u64,
+}
+
+impl SegmentSource {
+    pub(crate) fn new(file: Box<dyn wal_fs::File>) -> SegmentSource {
+        SegmentSource { file, pos: 0 }
+    }
 }
 
 impl Read for SegmentSource {
@@ -297,7 +303,7 @@ impl LogicalReader {
                 let fs = &self.dirs.get(segment.dir).fs;
                 let file = fs.open(&segment.path)?;
                 self.current = Some(
-                    LogReader::new(SegmentSource { file, pos: 0 }, self.log.header_bits())
+                    LogReader::new(SegmentSource::new(file), self.log.header_bits())
                         .with_record_size_max(self.record_size_max),
                 );
                 self.reports.push(SegmentReport {
