@@ -597,6 +597,7 @@ impl Harness {
         for r in reader.reports() {
             let end = match &r.end {
                 SegmentEnd::Unread => "unread".to_owned(),
+                SegmentEnd::Missing => "missing".to_owned(),
                 SegmentEnd::Clean(e) => format!("clean at {}", e.offset()),
                 SegmentEnd::TornTail(e) => format!("torn tail at {}", e.offset().unwrap_or(0)),
                 SegmentEnd::CorruptSkipped(e) => {

@@ -13,3 +13,4 @@
 pub mod datadriven;
 pub mod failover;
 pub mod records;
+pub mod segments;

@@ -134,10 +134,10 @@ pub fn scan(dirs: &Dirs) -> Result<Vec<LogicalLog>> {
                 size: meta.len,
             };
             if let Some(previous) = logs.entry(log).or_default().insert(index, segment) {
-                let other = dirs.get(dir.id.other()).segment_path(log, index);
+                let current = dir.segment_path(log, index);
                 let (primary, secondary) = match previous.dir {
-                    DirId::Primary => (previous.path, other),
-                    DirId::Secondary => (other, previous.path),
+                    DirId::Primary => (previous.path, current),
+                    DirId::Secondary => (current, previous.path),
                 };
                 return Err(Error::DuplicateSegment {
                     log,

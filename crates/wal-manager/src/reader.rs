@@ -16,6 +16,7 @@
 //! | 6 | torn tail in the last segment | the log ends (reported by [`LogicalReader::end`]) |
 //! | 7 | corruption in the last segment | error |
 //! | 8 | record shorter than its 8-byte LSN | error |
+//! | 9 | a listed segment's file does not exist | go on with the next segment |
 //!
 //! Row 5 is safe because the failover writer replays every record not yet
 //! durable into the next segment: whatever a damaged non-last segment lost
@@ -23,7 +24,12 @@
 //! segment, reported by row 3. (Pebble ends such a segment silently and
 //! cannot tell; the LSN makes the loss visible.) Each segment gets its own
 //! record reader, so a record cut short in one segment can never leak into
-//! the next (Pebble #3865). The table is [`READER_RULES`]; a test walks it.
+//! the next (Pebble #3865). Row 9: a segment is listed from the moment a
+//! switch reserves it, so that its file can always be deleted (Pebble
+//! #5355); a switch superseded before its file was created never received a
+//! record, so its file may be missing or appear late. A file that held
+//! records and was lost shows up as row 3 (unless it was the last). The
+//! table is [`READER_RULES`]; a test walks it.
 
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -93,6 +99,10 @@ pub const READER_RULES: &[ReaderRule] = &[
         situation: "record shorter than its LSN",
         action: ReaderAction::Fail,
     },
+    ReaderRule {
+        situation: "a listed segment's file does not exist",
+        action: ReaderAction::NextSegment,
+    },
 ];
 
 /// A record read from a log.
@@ -115,6 +125,8 @@ pub struct LogRecord<'a> {
 pub enum SegmentEnd {
     /// Not read to its end (yet).
     Unread,
+    /// The file does not exist (a superseded segment never created).
+    Missing,
     /// Clean end.
     Clean(End),
     /// A torn tail: tolerated (in any segment).
@@ -301,7 +313,20 @@ impl LogicalReader {
                 }
                 let segment = &self.segments[self.current_index];
                 let fs = &self.dirs.get(segment.dir).fs;
-                let file = fs.open(&segment.path)?;
+                let file = match fs.open(&segment.path) {
+                    Ok(f) => f,
+                    Err(e) if e.is_not_found() => {
+                        self.reports.push(SegmentReport {
+                            segment: segment.clone(),
+                            records: 0,
+                            duplicates: 0,
+                            end: SegmentEnd::Missing,
+                        });
+                        self.current_index += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 self.current = Some(
                     LogReader::new(SegmentSource::new(file), self.log.header_bits())
                         .with_record_size_max(self.record_size_max),
