@@ -6,7 +6,9 @@ use std::path::Path;
 use wal_manager::{Config, FailoverConfig, WriterConfig};
 
 fn load(name: &str) -> Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
     Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -17,7 +19,10 @@ fn the_failover_example_selects_failover_and_states_every_default() {
     assert_eq!(c.failover, FailoverConfig::default());
     assert_eq!(c.writer, WriterConfig::default());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(c.primary.dir.starts_with(root.join("config")), "relative to the file");
+    assert!(
+        c.primary.dir.starts_with(root.join("config")),
+        "relative to the file"
+    );
     assert!(c.primary.dir.ends_with("wal-data/primary"));
 }
 
@@ -52,7 +57,8 @@ fn every_failover_key_appears_in_the_example() {
         "accept_new_identity",
     ] {
         assert!(
-            text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{key} ="))),
             "config/failover.toml lacks {key}"
         );
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use support::failover::{Disk, PRIMARY, SECONDARY};
 use wal_fs::{MemFs, Op, OpFilter, SplitMix64};
-use wal_manager::{Config, DirId, Driver, Env, LogNum, ManualClock, Manager};
+use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
 
 const WRITERS: u64 = 8;
 const RECORDS_PER_WRITER: u64 = 150;
@@ -29,7 +29,9 @@ fn run(seed: u64) {
         driver: Driver::Manual,
     };
     let manager = Arc::new(Manager::open_with(&config, env.clone()).unwrap());
-    let Manager::Failover(_) = &*manager else { unreachable!() };
+    let Manager::Failover(_) = &*manager else {
+        unreachable!()
+    };
     let writer = Arc::new(manager.create(LogNum(1)).unwrap());
     let done = Arc::new(AtomicBool::new(false));
 
@@ -52,9 +54,12 @@ fn run(seed: u64) {
         .collect();
 
     let switcher = {
-        let (manager, done, stalls) = (Arc::clone(&manager), Arc::clone(&done), disk.stalls.clone());
+        let (manager, done, stalls) =
+            (Arc::clone(&manager), Arc::clone(&done), disk.stalls.clone());
         std::thread::spawn(move || {
-            let Manager::Failover(m) = &*manager else { unreachable!() };
+            let Manager::Failover(m) = &*manager else {
+                unreachable!()
+            };
             let mut rng = SplitMix64::new(seed);
             let mut switches = 0;
             while !done.load(Ordering::Acquire) {
@@ -83,15 +88,23 @@ fn run(seed: u64) {
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for (id, h) in handles.into_iter().enumerate() {
         for (lsn, counter) in h.join().unwrap() {
-            assert!(acked.insert(lsn, (id as u64, counter)).is_none(), "seed {seed}: LSN {lsn} twice");
+            assert!(
+                acked.insert(lsn, (id as u64, counter)).is_none(),
+                "seed {seed}: LSN {lsn} twice"
+            );
         }
     }
     done.store(true, Ordering::Release);
     let switches = switcher.join().unwrap();
-    writer.close().unwrap_or_else(|e| panic!("seed {seed}: close: {e}"));
+    writer
+        .close()
+        .unwrap_or_else(|e| panic!("seed {seed}: close: {e}"));
     drop(writer);
     let segments = manager.list()[0].segments.len();
-    assert!(segments >= 2, "seed {seed}: {switches} switches gave {segments} segments");
+    assert!(
+        segments >= 2,
+        "seed {seed}: {switches} switches gave {segments} segments"
+    );
 
     let check = |m: &Manager| {
         let mut r = m.open_reader(LogNum(1)).unwrap();
@@ -102,10 +115,15 @@ fn run(seed: u64) {
             read.push((rec.lsn.0, (id, counter)));
         }
         let expected: Vec<_> = acked.iter().map(|(&l, &v)| (l, v)).collect();
-        assert_eq!(read, expected, "seed {seed}: every acknowledged record once, in order");
+        assert_eq!(
+            read, expected,
+            "seed {seed}: every acknowledged record once, in order"
+        );
     };
     check(&manager);
-    let Ok(manager) = Arc::try_unwrap(manager) else { panic!("manager still shared") };
+    let Ok(manager) = Arc::try_unwrap(manager) else {
+        panic!("manager still shared")
+    };
     manager.close().unwrap();
     // And again after a restart.
     let reopened = Manager::open_with(&config, env).unwrap();
@@ -125,7 +143,9 @@ fn eight_synced_writers_survive_random_switches() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     for seed in first..first + runs {
-        eprintln!("failover_concurrency seed {seed} (replay: FAILOVER_SEED={seed} FAILOVER_RUNS=1)");
+        eprintln!(
+            "failover_concurrency seed {seed} (replay: FAILOVER_SEED={seed} FAILOVER_RUNS=1)"
+        );
         run(seed);
     }
 }

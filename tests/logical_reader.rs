@@ -154,7 +154,10 @@ fn every_row_of_the_reader_rules_holds() {
             7 => {
                 let (mem, log) = setup(&[(P, "000001.log", segment(1, &[Rec::Raw(b"abc")], true))]);
                 let e = read(&mem, &log).result.unwrap_err();
-                assert!(matches!(e, Error::BadEnvelope { len: 3, .. }), "{what}: {e}");
+                assert!(
+                    matches!(e, Error::BadEnvelope { len: 3, .. }),
+                    "{what}: {e}"
+                );
             }
             // 9: a listed segment whose file is missing is skipped.
             8 => {
@@ -205,11 +208,20 @@ fn the_same_segment_in_both_directories_is_refused() {
     let mem = MemFs::new();
     for d in [P, S] {
         mem.create_dir_all(Path::new(d)).unwrap();
-        mem.write_file(&Path::new(d).join("000001-001.log"), &segment(1, &recs(1..=1), true))
-            .unwrap();
+        mem.write_file(
+            &Path::new(d).join("000001-001.log"),
+            &segment(1, &recs(1..=1), true),
+        )
+        .unwrap();
     }
     let e = scan(&dirs(&mem)).unwrap_err();
-    assert!(matches!(e, Error::DuplicateSegment { log: LogNum(1), .. }), "{e}");
+    assert!(
+        matches!(e, Error::DuplicateSegment { log: LogNum(1), .. }),
+        "{e}"
+    );
     let msg = e.to_string();
-    assert!(msg.contains("/p/000001-001.log") && msg.contains("/s/000001-001.log"), "{msg}");
+    assert!(
+        msg.contains("/p/000001-001.log") && msg.contains("/s/000001-001.log"),
+        "{msg}"
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wal_fs::{Fs, MemFs};
 use wal_manager::{
-    Config, Driver, Env, Error, LogEnd, LogNum, Lsn, ManualClock, Manager, RepairAction, Writer,
+    Config, Driver, Env, Error, LogEnd, LogNum, Lsn, Manager, ManualClock, RepairAction, Writer,
     repair,
 };
 
@@ -28,7 +28,9 @@ fn open(mem: &MemFs, config: &Config) -> Manager {
 }
 
 fn write(w: &Writer, n: usize, len: usize) -> Vec<Lsn> {
-    (0..n).map(|i| w.append_sync(&vec![i as u8; len]).unwrap()).collect()
+    (0..n)
+        .map(|i| w.append_sync(&vec![i as u8; len]).unwrap())
+        .collect()
 }
 
 fn read_lsns(m: &Manager, log: LogNum) -> (Vec<u64>, Option<LogEnd>) {
@@ -126,14 +128,21 @@ fn a_recycled_file_is_reused_and_its_stale_bytes_are_ignored() {
     let old_len = mem.read_file(Path::new("/wal/000001.log")).unwrap().len();
 
     let w = m.create(LogNum(2)).unwrap();
-    assert!(mem.read_file(Path::new("/wal/000001.log")).is_err(), "renamed");
+    assert!(
+        mem.read_file(Path::new("/wal/000001.log")).is_err(),
+        "renamed"
+    );
     assert_eq!(m.stats().obsolete_files, 0);
     write(&w, 2, 10);
     drop(w); // a crash-like end: no trailer, the old bytes follow
     let reused = mem.read_file(Path::new("/wal/000002.log")).unwrap();
     assert_eq!(reused.len(), old_len, "overwritten in place, not truncated");
     let (lsns, end) = read_lsns(&m, LogNum(2));
-    assert_eq!(lsns, vec![51, 52], "the stale records of log 1 are not returned");
+    assert_eq!(
+        lsns,
+        vec![51, 52],
+        "the stale records of log 1 are not returned"
+    );
     assert!(matches!(end, Some(LogEnd::TornTail { .. })));
 }
 
@@ -143,7 +152,16 @@ fn create_refuses_a_second_writer_and_a_non_increasing_number() {
     let m = open(&mem, &Config::standalone(DIR));
     let w = m.create(LogNum(5)).unwrap();
     let e = m.create(LogNum(6)).unwrap_err();
-    assert!(matches!(e, Error::WriterOpen { open: LogNum(5), .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::WriterOpen {
+                open: LogNum(5),
+                ..
+            }
+        ),
+        "{e}"
+    );
     w.close().unwrap();
     drop(w);
     for n in [4, 5] {
@@ -159,7 +177,11 @@ fn a_second_manager_on_the_same_directory_is_refused() {
     let mem = MemFs::new();
     let m = open(&mem, &Config::standalone(DIR));
     let e = Manager::open_with(&Config::standalone(DIR), env(&mem)).unwrap_err();
-    assert!(e.to_string().contains("/wal is locked by another WAL manager"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("/wal is locked by another WAL manager"),
+        "{e}"
+    );
     // A writer keeps the directory locked even if the manager is dropped.
     let w = m.create(LogNum(1)).unwrap();
     assert!(matches!(m.close(), Err(Error::WriterOpen { .. })));
@@ -195,7 +217,8 @@ fn a_failover_pair_remembers_its_secondary() {
     let m2 = open(&other, &Config::failover("/p2", "/s"));
     m2.close().unwrap();
     let foreign = other.read_file(Path::new("/s/WAL-IDENTITY")).unwrap();
-    mem.write_file(Path::new("/s/WAL-IDENTITY"), &foreign).unwrap();
+    mem.write_file(Path::new("/s/WAL-IDENTITY"), &foreign)
+        .unwrap();
     let e = Manager::open_with(&config, env(&mem)).unwrap_err();
     assert!(matches!(e, Error::WrongSecondary { .. }), "{e}");
     assert!(e.to_string().contains("wrong disk"), "{e}");
@@ -237,9 +260,11 @@ fn repair_cuts_a_torn_tail_and_refuses_corruption() {
     let dirs = wal_manager::Dirs::from_config(&config, &fs);
 
     // Torn: cut in the middle of the last record.
-    mem.write_file(path, &full[..full.len() - 11 - 4000]).unwrap();
+    mem.write_file(path, &full[..full.len() - 11 - 4000])
+        .unwrap();
     let report = repair(&dirs, false, false).unwrap();
-    let [(LogNum(1), RepairAction::TruncatedTornTail { to, .. })] = report.actions.as_slice() else {
+    let [(LogNum(1), RepairAction::TruncatedTornTail { to, .. })] = report.actions.as_slice()
+    else {
         panic!("{report:?}")
     };
     assert_eq!(mem.read_file(path).unwrap().len() as u64, *to);
@@ -257,6 +282,9 @@ fn repair_cuts_a_torn_tail_and_refuses_corruption() {
     assert!(report.changed(), "dry run reports the cut");
     assert_eq!(mem.read_file(path).unwrap(), bad, "but makes none");
     let report = repair(&dirs, true, false).unwrap();
-    assert!(matches!(report.actions[0].1, RepairAction::TruncatedCorruption { to: 0, .. }));
+    assert!(matches!(
+        report.actions[0].1,
+        RepairAction::TruncatedCorruption { to: 0, .. }
+    ));
     assert!(mem.read_file(path).unwrap().is_empty());
 }

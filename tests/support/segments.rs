@@ -59,6 +59,5 @@ pub fn segment(log: u64, records: &[Rec<'_>], close: bool) -> Vec<u8> {
         w.flush().unwrap();
         drop(w);
     }
-    let bytes = buf.0.lock().clone();
-    bytes
+    buf.0.lock().clone()
 }

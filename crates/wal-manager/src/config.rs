@@ -37,6 +37,25 @@ pub struct Config {
     /// Log writer tuning.
     #[serde(default)]
     pub writer: WriterConfig,
+    /// The `Wal` API's settings.
+    #[serde(default)]
+    pub wal: WalConfig,
+}
+
+/// The `Wal` API's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// The `Wal` starts a new log when the current one reaches this size.
+    pub log_size_max: HumanSize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            log_size_max: HumanSize(64 << 20),
+        }
+    }
 }
 
 /// One directory.
@@ -312,6 +331,7 @@ impl Config {
             secondary: None,
             failover: FailoverConfig::default(),
             writer: WriterConfig::default(),
+            wal: WalConfig::default(),
         }
     }
 
@@ -457,6 +477,12 @@ impl Config {
             return Err(format!(
                 "writer.pending_bytes_max = \"{}\": must be at least 64KiB",
                 w.pending_bytes_max
+            ));
+        }
+        if self.wal.log_size_max.0 < 64 << 10 {
+            return Err(format!(
+                "wal.log_size_max = \"{}\": must be at least 64KiB",
+                self.wal.log_size_max
             ));
         }
         if w.recycle_logs_max > 1000 {

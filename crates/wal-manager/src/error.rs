@@ -112,6 +112,30 @@ pub enum Error {
     /// No log with this number.
     #[error("no log {0}")]
     NoSuchLog(LogNum),
+    /// An LSN outside the records the WAL holds.
+    #[error("LSN {lsn} is out of range: {}", match bounds {
+        Some((first, last)) => format!("the log holds {first}..={last}"),
+        None => "the log is empty".to_owned(),
+    })]
+    LsnOutOfRange {
+        /// The LSN asked for.
+        lsn: Lsn,
+        /// The first and last LSN held, if any.
+        bounds: Option<(Lsn, Lsn)>,
+    },
+    /// An argument with a value that cannot work.
+    #[error("{name} = {value}: must be {expected}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A system record may only start a log.
+    #[error("log {0}: a system record can only be the first record of a log")]
+    MarkerNotFirst(LogNum),
     /// A log has had as many segments as allowed.
     #[error("log {log}: exceeded switching limit of {max} segments")]
     SwitchingLimit {

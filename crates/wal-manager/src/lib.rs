@@ -6,6 +6,8 @@
 //!   appends can wait for durability (group commit).
 //! * [`LogicalReader`]: reads one log back, stitched from its segments in
 //!   both directories, each record exactly once, in LSN order.
+//! * [`Wal`]: the log most users want: open it, append, read by LSN,
+//!   truncate, checkpoint, replay; it rotates logs by itself.
 //! * [`FailoverManager`]: watches the latency of every write and sync on the
 //!   current directory and moves the log to the other directory when it is
 //!   slow or failing (rules: [`failover::monitor`]).
@@ -31,11 +33,12 @@ mod recycler;
 pub mod repair;
 mod standalone;
 mod types;
+mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, PROBE_HISTORY_LEN,
-    WriterConfig,
+    WalConfig, WriterConfig,
 };
 pub use envelope::{LSN_PREFIX_SIZE, decode as decode_envelope, lsn_prefix};
 pub use error::{Error, Result};
@@ -50,3 +53,4 @@ pub use reader::{LogEnd, LogRecord, LogicalReader, SegmentEnd, SegmentReport};
 pub use repair::{RepairAction, RepairReport, repair};
 pub use standalone::{StandaloneManager, StandaloneWriter};
 pub use types::{DirId, LogNum, Lsn, SegmentIndex};
+pub use wal::{Checkpoint, Direction, INDEX_EVERY, Record, ReplayError, Wal, WalIter};

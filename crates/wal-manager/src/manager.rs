@@ -264,6 +264,12 @@ impl Manager {
         }
     }
 
+    /// Sets the next LSN to assign, for `Wal::truncate_after`: only while no
+    /// writer is open, and only to rewind past records being truncated.
+    pub(crate) fn rewind_next_lsn(&self, next: Lsn) -> Result<()> {
+        self.core().rewind_next_lsn(next)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.core().config
@@ -384,6 +390,43 @@ impl Writer {
         match self {
             Writer::Standalone(w) => w.metrics(),
             Writer::Failover(w) => w.metrics(),
+        }
+    }
+
+    /// The log's logical size so far: its bytes as if it were one segment.
+    pub fn size(&self) -> u64 {
+        match self {
+            Writer::Standalone(w) => w.size(),
+            Writer::Failover(w) => w.size(),
+        }
+    }
+
+    /// Hands everything appended so far to the file (without syncing), so
+    /// that a reader of the log sees it. For a failover log, waits until the
+    /// newest segment exists.
+    ///
+    /// # Errors
+    /// The writer failed for good.
+    pub fn flush(&self) -> Result<()> {
+        match self {
+            Writer::Standalone(w) => w.flush(),
+            Writer::Failover(w) => w.flush(),
+        }
+    }
+
+    /// Appends a *system* record (the LSN's top bit set) carrying `payload`,
+    /// with the LSN of the last record assigned so far (it does not use up
+    /// an LSN), and waits until it is durable. Allowed only as the first
+    /// record of a log, so that it can never be mistaken for a duplicate.
+    /// The `Wal` API builds checkpoints and truncation markers on this.
+    ///
+    /// # Errors
+    /// Records were already appended to this log
+    /// ([`Error::MarkerNotFirst`]), or as [`Writer::append_sync`].
+    pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+        match self {
+            Writer::Standalone(w) => w.append_marker(payload),
+            Writer::Failover(w) => w.append_marker(payload),
         }
     }
 }
@@ -714,6 +757,24 @@ impl Core {
         Ok(())
     }
 
+    /// Sets the next LSN (for `truncate_after`). Only while no writer is open.
+    pub(crate) fn rewind_next_lsn(&self, next: Lsn) -> Result<()> {
+        let st = self.state.lock();
+        if let Some(open) = st.open {
+            return Err(Error::WriterOpen {
+                open,
+                requested: open,
+            });
+        }
+        self.next_lsn.store(next.0, Ordering::Release);
+        Ok(())
+    }
+
+    /// The LSN a marker takes: the last one assigned (0 if none ever was).
+    pub(crate) fn marker_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn().0.saturating_sub(1))
+    }
+
     /// Reserves `n` consecutive LSNs; called under the writer's lock.
     pub(crate) fn take_lsns(counter: &AtomicU64, n: u64) -> Range<Lsn> {
         let first = counter.fetch_add(n, Ordering::AcqRel);
@@ -721,22 +782,27 @@ impl Core {
     }
 }
 
-/// The next LSN after a restart: above the LSN floor of either directory and
-/// above the last record of the newest log that has one. LSNs start at 1.
+/// The next LSN after a restart: one past the last record (user or system)
+/// of the newest log that has one; when no log has any, the LSN floor of
+/// either directory (the logs holding the highest LSNs were deleted). LSNs
+/// start at 1.
+///
+/// The newest log decides even when an older log holds higher LSNs: that
+/// happens only after `truncate_after`, whose marker starts the newest log
+/// and deliberately rewinds the sequence.
 fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], config: &Config) -> Result<Lsn> {
-    let mut next = Lsn(1);
-    for dir in dirs.iter() {
-        next = next.max(meta::read_floor(dir.fs.as_ref(), &dir.path)?);
-    }
     for log in logs.iter().rev() {
         let mut reader = LogicalReader::new(log, dirs.clone()).with_record_size_max(
             config.writer.record_size_max.0 as usize + crate::envelope::LSN_PREFIX_SIZE,
         );
         while reader.next()?.is_some() {}
         if let Some(last) = reader.last_lsn() {
-            next = next.max(last.next());
-            break;
+            return Ok(last.next());
         }
+    }
+    let mut next = Lsn(1);
+    for dir in dirs.iter() {
+        next = next.max(meta::read_floor(dir.fs.as_ref(), &dir.path)?);
     }
     Ok(next)
 }

@@ -116,8 +116,12 @@ pub struct LogRecord<'a> {
     pub payload: &'a [u8],
     /// The segment it was read from.
     pub segment: &'a Segment,
+    /// That segment's position in the log's segment list.
+    pub segment_pos: usize,
     /// Offset of the record in that segment.
     pub offset: u64,
+    /// Offset just past the record in that segment: where a reader resumes.
+    pub end: u64,
 }
 
 /// How one segment ended, as the reader saw it.
@@ -175,6 +179,10 @@ impl SegmentSource {
     pub(crate) fn new(file: Box<dyn wal_fs::File>) -> SegmentSource {
         SegmentSource { file, pos: 0 }
     }
+
+    fn at(file: Box<dyn wal_fs::File>, pos: u64) -> SegmentSource {
+        SegmentSource { file, pos }
+    }
 }
 
 impl Read for SegmentSource {
@@ -196,6 +204,8 @@ pub struct LogicalReader {
     /// Index in `segments` of the segment `current` reads.
     current_index: usize,
     current: Option<LogReader<SegmentSource>>,
+    /// Where the first segment opened starts reading (a resume point).
+    start_offset: u64,
     last: Option<Lsn>,
     reports: Vec<SegmentReport>,
     end: Option<LogEnd>,
@@ -224,12 +234,31 @@ impl LogicalReader {
             segments: log.segments.clone(),
             current_index: 0,
             current: None,
+            start_offset: 0,
             last: None,
             reports: Vec::new(),
             end: None,
             failed: false,
             record_size_max: usize::MAX,
         }
+    }
+
+    /// A reader of `log` that resumes at segment position `segment_pos`, at
+    /// `offset` (a record boundary: a [`LogRecord::end`] or
+    /// [`LogRecord::offset`]), as if `last` had just been returned: earlier
+    /// LSNs are dropped as duplicates, and the next must follow `last`.
+    pub fn resume_at(
+        log: &LogicalLog,
+        dirs: Dirs,
+        segment_pos: usize,
+        offset: u64,
+        last: Option<Lsn>,
+    ) -> LogicalReader {
+        let mut r = LogicalReader::new(log, dirs);
+        r.current_index = segment_pos.min(r.segments.len());
+        r.start_offset = offset;
+        r.last = last;
+        r
     }
 
     /// Refuses records longer than `max` bytes instead of buffering them.
@@ -271,7 +300,7 @@ impl LogicalReader {
             return Err(Error::Closed("this reader, after an error,"));
         }
         match self.advance() {
-            Ok(Some((index, offset, lsn))) => {
+            Ok(Some((index, offset, lsn, end))) => {
                 let Some(reader) = self.current.as_ref() else {
                     unreachable!("a record came from the current segment")
                 };
@@ -288,7 +317,9 @@ impl LogicalReader {
                     system,
                     payload,
                     segment: &self.segments[index],
+                    segment_pos: index,
                     offset,
+                    end,
                 }))
             }
             Ok(None) => Ok(None),
@@ -299,44 +330,61 @@ impl LogicalReader {
         }
     }
 
-    /// Moves to the next record to return; returns its segment index, offset
-    /// and LSN, leaving its bytes in the current segment reader.
-    fn advance(&mut self) -> Result<Option<(usize, u64, Lsn)>> {
+    /// Opens the next segment whose file exists; `false` at the end of the
+    /// log.
+    fn open_next_segment(&mut self) -> Result<bool> {
+        loop {
+            if self.current_index == self.segments.len() {
+                self.end = Some(LogEnd::Clean);
+                return Ok(false);
+            }
+            let segment = &self.segments[self.current_index];
+            let fs = &self.dirs.get(segment.dir).fs;
+            let file = match fs.open(&segment.path) {
+                Ok(f) => f,
+                Err(e) if e.is_not_found() => {
+                    self.reports.push(SegmentReport {
+                        segment: segment.clone(),
+                        records: 0,
+                        duplicates: 0,
+                        end: SegmentEnd::Missing,
+                    });
+                    self.current_index += 1;
+                    self.start_offset = 0;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // Only the first segment opened may start mid-file.
+            let start = std::mem::take(&mut self.start_offset);
+            let block_start = start - start % wal_record::BLOCK_SIZE as u64;
+            self.current = Some(
+                LogReader::starting_at(
+                    SegmentSource::at(file, block_start),
+                    self.log.header_bits(),
+                    start,
+                )
+                .with_record_size_max(self.record_size_max),
+            );
+            self.reports.push(SegmentReport {
+                segment: segment.clone(),
+                records: 0,
+                duplicates: 0,
+                end: SegmentEnd::Unread,
+            });
+            return Ok(true);
+        }
+    }
+
+    /// Moves to the next record to return; returns its segment index, offset,
+    /// LSN and end offset, leaving its bytes in the current segment reader.
+    fn advance(&mut self) -> Result<Option<(usize, u64, Lsn, u64)>> {
         loop {
             if self.end.is_some() {
                 return Ok(None);
             }
-            if self.current.is_none() {
-                if self.current_index == self.segments.len() {
-                    self.end = Some(LogEnd::Clean);
-                    return Ok(None);
-                }
-                let segment = &self.segments[self.current_index];
-                let fs = &self.dirs.get(segment.dir).fs;
-                let file = match fs.open(&segment.path) {
-                    Ok(f) => f,
-                    Err(e) if e.is_not_found() => {
-                        self.reports.push(SegmentReport {
-                            segment: segment.clone(),
-                            records: 0,
-                            duplicates: 0,
-                            end: SegmentEnd::Missing,
-                        });
-                        self.current_index += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                self.current = Some(
-                    LogReader::new(SegmentSource::new(file), self.log.header_bits())
-                        .with_record_size_max(self.record_size_max),
-                );
-                self.reports.push(SegmentReport {
-                    segment: segment.clone(),
-                    records: 0,
-                    duplicates: 0,
-                    end: SegmentEnd::Unread,
-                });
+            if self.current.is_none() && !self.open_next_segment()? {
+                return Ok(None);
             }
             let index = self.current_index;
             let is_last = index + 1 == self.segments.len();
@@ -372,7 +420,7 @@ impl LogicalReader {
                     }
                     self.last = Some(lsn);
                     report.records += 1;
-                    return Ok(Some((index, record.offset, lsn)));
+                    return Ok(Some((index, record.offset, lsn, record.end)));
                 }
                 Ok(None) => {
                     report.end = SegmentEnd::Clean(reader.end().expect("an end after Ok(None)"));

@@ -232,6 +232,40 @@ impl StandaloneWriter {
         result.map_err(|e| self.seg_err(e))
     }
 
+    /// Appends a system record first in the log; see
+    /// [`crate::Writer::append_marker`].
+    ///
+    /// # Errors
+    /// As [`crate::Writer::append_marker`].
+    pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+        self.check_size(payload)?;
+        let core = &self.core;
+        let (outcome, end) = self
+            .lw
+            .append_with(true, |batch| {
+                if batch.offset() != 0 {
+                    return Ok(None);
+                }
+                let lsn = core.marker_lsn();
+                batch.push(&[&envelope::lsn_prefix(lsn, true), payload])?;
+                Ok(Some(lsn))
+            })
+            .map_err(|e| self.seg_err(e))?;
+        let lsn = outcome
+            .map_err(|e| self.seg_err(e))?
+            .ok_or(Error::MarkerNotFirst(self.log))?;
+        self.lw.wait_synced(end).map_err(|e| self.seg_err(e))?;
+        Ok(lsn)
+    }
+
+    /// Writes everything appended to the file; see [`crate::Writer::flush`].
+    ///
+    /// # Errors
+    /// As [`crate::Writer::flush`].
+    pub fn flush(&self) -> Result<()> {
+        self.lw.flush().map(|_| ()).map_err(|e| self.seg_err(e))
+    }
+
     /// Record-layer figures.
     pub fn metrics(&self) -> LogWriterMetrics {
         self.lw.metrics()

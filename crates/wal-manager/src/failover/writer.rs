@@ -718,6 +718,90 @@ impl FailoverWriter {
         self.inner.queue_stats().2.unwrap_or_default()
     }
 
+    /// The log's logical size: its bytes as if it were one segment.
+    pub fn size(&self) -> u64 {
+        self.inner.state.lock().logical_size
+    }
+
+    /// Appends a system record first in the log; see
+    /// [`crate::Writer::append_marker`].
+    ///
+    /// # Errors
+    /// As [`crate::Writer::append_marker`].
+    pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+        self.inner.check_size(payload)?;
+        let inner = &self.inner;
+        let mut st = inner.state.lock();
+        if let Some(e) = inner.refusal(&st) {
+            return Err(e);
+        }
+        if st.last_appended.is_some() {
+            return Err(Error::MarkerNotFirst(inner.log));
+        }
+        let lsn = inner.core.marker_lsn();
+        let mut stored = envelope::lsn_prefix(lsn, true).to_vec();
+        stored.extend_from_slice(payload);
+        let format = inner.core.config.writer.format.0;
+        st.logical_size += format::encoded_len(format, st.logical_size, stored.len());
+        // The marker is the first record: durability is counted from it.
+        st.durable_until = lsn;
+        let q = Queued {
+            lsn,
+            stored: stored.into_boxed_slice(),
+        };
+        if let Some(slot) = st.slots.last_mut() {
+            if let SlotState::Live(w) = &slot.state {
+                match w.append(&[&q.stored]) {
+                    Ok(a) => slot.pending.push_back((a.end, lsn)),
+                    Err(e) => slot.recorder.fail(e.to_string()),
+                }
+            }
+        }
+        st.queue_bytes += q.stored.len();
+        st.queue.push_back(q);
+        st.last_appended = Some(lsn);
+        inner.wait_locked(&mut st, lsn)?;
+        Ok(lsn)
+    }
+
+    /// Hands everything appended to the newest segment's file; see
+    /// [`crate::Writer::flush`]. Waits (up to 10 s) for a segment being
+    /// created.
+    ///
+    /// # Errors
+    /// The writer failed, or no segment became ready in time.
+    pub fn flush(&self) -> Result<()> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut st = inner.state.lock();
+        loop {
+            if let Some(reason) = &st.failed {
+                return Err(Error::WriterFailed {
+                    log: inner.log,
+                    reason: reason.clone(),
+                });
+            }
+            if st.closed {
+                return Ok(());
+            }
+            if let Some(w) = Inner::current(&st).cloned() {
+                let path = st.slots.last().map(|s| s.path.clone()).unwrap_or_default();
+                drop(st);
+                return w.flush().map(|_| ()).map_err(|source| Error::Segment {
+                    log: inner.log,
+                    path,
+                    source,
+                });
+            }
+            if inner.cv.wait_until(&mut st, deadline).timed_out() {
+                return Err(Error::WriterFailed {
+                    log: inner.log,
+                    reason: "no segment became ready to flush within 10s".into(),
+                });
+            }
+        }
+    }
+
     /// Every segment of the log so far, oldest first.
     pub fn segments(&self) -> Vec<SegmentStatus> {
         let st = self.inner.state.lock();

@@ -1,0 +1,96 @@
+//! Reading one segment file on its own, with `wal_record::LogReader`: for
+//! segments the logical reader did not reach (it stops at the first error of
+//! a log), so that `verify` can still say what each one holds.
+
+use std::io::{self, Read};
+
+use wal_fs::{File, Fs};
+use wal_manager::{LogNum, Lsn, Segment, decode_envelope};
+use wal_record::{End, LogReader};
+
+/// A `wal_fs::File` read from the start as a stream.
+struct FileSource {
+    file: Box<dyn File>,
+    pos: u64,
+}
+
+impl Read for FileSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .read_at(buf, self.pos)
+            .map_err(|e| io::Error::new(e.kind(), e))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// How a segment read on its own ends.
+#[derive(Debug)]
+pub(crate) enum AloneEnd {
+    /// A clean end.
+    Clean(End),
+    /// A torn tail, a corruption, an over-long record or a read error.
+    Bad(wal_record::Error),
+    /// A record too short for its LSN prefix, at this offset.
+    NoLsn(u64),
+    /// The file could not be opened.
+    Unopenable(wal_fs::Error),
+}
+
+/// What a segment holds when read on its own (no dedup against other
+/// segments).
+#[derive(Debug)]
+pub(crate) struct AloneReport {
+    /// Records read before the end.
+    pub(crate) records: u64,
+    /// LSNs of the first and the last of them.
+    pub(crate) lsns: Option<(Lsn, Lsn)>,
+    /// How it ends.
+    pub(crate) end: AloneEnd,
+}
+
+/// Reads `segment` of log `log` to its end on its own.
+pub(crate) fn check_alone(
+    fs: &dyn Fs,
+    log: LogNum,
+    segment: &Segment,
+    stored_record_size_max: usize,
+) -> AloneReport {
+    let mut report = AloneReport {
+        records: 0,
+        lsns: None,
+        end: AloneEnd::Clean(End::Boundary { offset: 0 }),
+    };
+    let file = match fs.open(&segment.path) {
+        Ok(f) => f,
+        Err(e) => {
+            report.end = AloneEnd::Unopenable(e);
+            return report;
+        }
+    };
+    let mut reader = LogReader::new(FileSource { file, pos: 0 }, log.header_bits())
+        .with_record_size_max(stored_record_size_max);
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                let Some((lsn, _, _)) = decode_envelope(record.payload) else {
+                    report.end = AloneEnd::NoLsn(record.offset);
+                    return report;
+                };
+                report.records += 1;
+                report.lsns = Some(report.lsns.map_or((lsn, lsn), |(first, _)| (first, lsn)));
+            }
+            Ok(None) => {
+                if let Some(end) = reader.end() {
+                    report.end = AloneEnd::Clean(end);
+                }
+                return report;
+            }
+            Err(e) => {
+                report.end = AloneEnd::Bad(e);
+                return report;
+            }
+        }
+    }
+}
