@@ -125,11 +125,14 @@ fn a_recycled_file_is_reused_and_its_stale_bytes_are_ignored() {
     w.close().unwrap();
     drop(w);
     assert!(m.obsolete(LogNum(2)).unwrap().is_empty());
-    let old_len = mem.read_file(Path::new("/wal/000001.log")).unwrap().len();
+    let old_len = mem
+        .read_file(Path::new("/wal/recycle-000001.log"))
+        .unwrap()
+        .len();
 
     let w = m.create(LogNum(2)).unwrap();
     assert!(
-        mem.read_file(Path::new("/wal/000001.log")).is_err(),
+        mem.read_file(Path::new("/wal/recycle-000001.log")).is_err(),
         "renamed"
     );
     assert_eq!(m.stats().obsolete_files, 0);
@@ -287,4 +290,55 @@ fn repair_cuts_a_torn_tail_and_refuses_corruption() {
         RepairAction::TruncatedCorruption { to: 0, .. }
     ));
     assert!(mem.read_file(path).unwrap().is_empty());
+}
+
+#[test]
+fn obsolete_logs_stay_obsolete_after_a_restart_and_their_files_are_reused() {
+    let mem = MemFs::new();
+    let config = Config::standalone(DIR);
+    let m = open(&mem, &config);
+    for log in 1..=2 {
+        let w = m.create(LogNum(log)).unwrap();
+        write(&w, 3, 100);
+        w.close().unwrap();
+    }
+    assert!(
+        m.obsolete(LogNum(2)).unwrap().is_empty(),
+        "log 1 goes to the recycler"
+    );
+    assert!(mem.read_file(Path::new("/wal/recycle-000001.log")).is_ok());
+    m.close().unwrap();
+
+    let m = open(&mem, &config);
+    let live: Vec<u64> = m.list().iter().map(|l| l.num.0).collect();
+    assert_eq!(live, vec![2], "the recycled log is not a live log again");
+    assert_eq!(m.stats().obsolete_files, 1, "it is waiting in the recycler");
+    let w = m.create(LogNum(3)).unwrap();
+    assert!(
+        mem.read_file(Path::new("/wal/recycle-000001.log")).is_err(),
+        "reused"
+    );
+    write(&w, 1, 10);
+    w.close().unwrap();
+    assert_eq!(read_lsns(&m, LogNum(3)).0, vec![7]);
+}
+
+#[test]
+fn a_dry_run_repair_changes_nothing_and_takes_no_lock() {
+    let mem = MemFs::new();
+    let config = Config::standalone(DIR);
+    let m = open(&mem, &config);
+    let w = m.create(LogNum(1)).unwrap();
+    write(&w, 3, 100);
+    drop(w);
+    // A running manager holds the lock: a dry run still reads.
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let dirs = wal_manager::Dirs::from_config(&config, &fs);
+    let before = mem.files();
+    let report = repair(&dirs, false, true).unwrap();
+    assert_eq!(report.actions.len(), 1);
+    assert_eq!(mem.files(), before);
+    // A real repair needs the lock.
+    let e = repair(&dirs, false, false).unwrap_err();
+    assert!(e.to_string().contains("locked"), "{e}");
 }

@@ -368,7 +368,23 @@ fn remove_logs(target: &Target, o: &Outcome) -> Result<(), String> {
             }
         }
     }
+    // Logs the manager kept for reuse wait as `recycle-NNNNNN.log`.
     let dirs = target.dirs();
+    let primary = &dirs.primary;
+    for log in o.first_log.0..=o.last_log.0 {
+        let path = primary
+            .path
+            .join(wal_manager::recycle_file_name(wal_manager::LogNum(log)));
+        match target.fs.remove(&path) {
+            Ok(()) => {
+                if !touched.contains(&primary.id) {
+                    touched.push(primary.id);
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
     for id in touched {
         let dir = dirs.get(id);
         dir.fs.sync_dir(&dir.path).map_err(|e| e.to_string())?;

@@ -192,8 +192,8 @@ pub(crate) struct RepairArgs {
     /// Also cut proven corruption (every record from it on is lost).
     #[arg(long)]
     pub(crate) force: bool,
-    /// Say what would be cut without changing any log file (the directory
-    /// locks are still taken, which may create a LOCK file).
+    /// Say what would be cut without changing anything on disk (no lock is
+    /// taken).
     #[arg(long)]
     pub(crate) dry_run: bool,
 }

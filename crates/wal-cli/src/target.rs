@@ -123,7 +123,9 @@ impl Target {
 
 /// Whether `name` is a file a WAL directory holds.
 pub(crate) fn is_wal_file_name(name: &str) -> bool {
-    if parse_segment_file_name(name).is_some() {
+    if parse_segment_file_name(name).is_some()
+        || wal_manager::parse_recycle_file_name(name).is_some()
+    {
         return true;
     }
     // Metadata files are written through a `.tmp` file and a rename; a crash

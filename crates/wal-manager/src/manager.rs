@@ -18,6 +18,7 @@ use crate::failover::FailoverManager;
 use crate::failover::writer::FailoverWriter;
 use crate::log::{Dir, Dirs, LogicalLog, Segment, scan};
 use crate::meta;
+use crate::naming::{parse_recycle_file_name, recycle_file_name};
 use crate::reader::LogicalReader;
 use crate::recycler::{RecycledFile, Recycler};
 use crate::standalone::{StandaloneManager, StandaloneWriter};
@@ -209,8 +210,9 @@ impl Manager {
     }
 
     /// Marks every closed log below `min_unflushed` obsolete: the caller no
-    /// longer needs them. Files that can be reused are kept in the recycler;
-    /// the rest are returned for deletion. Before returning, the LSN floor is
+    /// longer needs them. Files that can be reused are renamed
+    /// `recycle-NNNNNN.log` and kept in the recycler (a restart finds them
+    /// there, never as live logs); the rest are returned for deletion. Before returning, the LSN floor is
     /// made durable, so LSNs keep increasing even if every log goes.
     ///
     /// # Errors
@@ -488,6 +490,7 @@ impl Core {
         }
         let logs = scan(&dirs)?;
         let next_lsn = recover_next_lsn(&dirs, &logs, config)?;
+        let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
         tracing::info!(
             primary = %dirs.primary.path.display(),
             secondary = ?dirs.secondary.as_ref().map(|d| d.path.display().to_string()),
@@ -512,7 +515,7 @@ impl Core {
                     .collect(),
                 open: None,
                 floor_written: Lsn(0),
-                recycler: Recycler::new(config.writer.recycle_logs_max as usize),
+                recycler,
                 closed: false,
             }),
             _locks: locks,
@@ -636,44 +639,71 @@ impl Core {
             let mut st = self.state.lock();
             st.floor_written = st.floor_written.max(next);
         }
-        let mut st = self.state.lock();
-        let open = st.open;
         let mut deletable = Vec::new();
-        let mut kept = Vec::new();
-        for live in std::mem::take(&mut st.logs) {
-            if live.log.num >= min_unflushed || Some(live.log.num) == open {
-                kept.push(live);
-                continue;
-            }
-            let mut files = live.log.segments.into_iter();
-            if live.recyclable {
-                let s = files.next().expect("a recyclable log has one segment");
-                let file = RecycledFile {
+        let mut to_recycle = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let open = st.open;
+            let mut room = st.recycler.room();
+            let mut kept = Vec::new();
+            for live in std::mem::take(&mut st.logs) {
+                if live.log.num >= min_unflushed || Some(live.log.num) == open {
+                    kept.push(live);
+                    continue;
+                }
+                let mut files = live.log.segments.into_iter();
+                if live.recyclable && room > 0 {
+                    room -= 1;
+                    to_recycle.push((live.log.num, files.next().expect("one segment")));
+                    continue;
+                }
+                deletable.extend(files.map(|s| DeletableFile {
                     log: live.log.num,
+                    dir: s.dir,
                     path: s.path,
                     size: s.size,
-                };
-                match st.recycler.add(file) {
-                    Ok(()) => {
-                        tracing::debug!(log = %live.log.num, "log kept for recycling");
-                        continue;
+                }));
+            }
+            st.logs = kept;
+        }
+        // Move recycled files out of the segment namespace, so that a
+        // restarted manager does not list them as live logs.
+        let dir = &self.dirs.primary;
+        let mut renamed = false;
+        for (log, s) in to_recycle {
+            let path = dir.path.join(recycle_file_name(log));
+            match dir.fs.rename(&s.path, &path) {
+                Ok(()) => {
+                    renamed = true;
+                    tracing::debug!(log = %log, path = %path.display(), "log kept for recycling");
+                    let file = RecycledFile {
+                        log,
+                        path,
+                        size: s.size,
+                    };
+                    if let Err(file) = self.state.lock().recycler.add(file) {
+                        deletable.push(DeletableFile {
+                            log,
+                            dir: DirId::Primary,
+                            path: file.path,
+                            size: file.size,
+                        });
                     }
-                    Err(file) => deletable.push(DeletableFile {
-                        log: live.log.num,
-                        dir: DirId::Primary,
-                        path: file.path,
-                        size: file.size,
-                    }),
+                }
+                Err(e) => {
+                    tracing::warn!(log = %log, error = %e, "cannot move a log into the recycler; deleting it instead");
+                    deletable.push(DeletableFile {
+                        log,
+                        dir: s.dir,
+                        path: s.path,
+                        size: s.size,
+                    });
                 }
             }
-            deletable.extend(files.map(|s| DeletableFile {
-                log: live.log.num,
-                dir: s.dir,
-                path: s.path,
-                size: s.size,
-            }));
         }
-        st.logs = kept;
+        if renamed {
+            dir.fs.sync_dir(&dir.path)?;
+        }
         Ok(deletable)
     }
 
@@ -780,6 +810,29 @@ impl Core {
         let first = counter.fetch_add(n, Ordering::AcqRel);
         Lsn(first)..Lsn(first + n)
     }
+}
+
+/// Finds the files a previous run left in the recycler: keeps up to `limit`
+/// of them for reuse (they were closed cleanly before they went there) and
+/// deletes the rest.
+fn load_recycler(dir: &Dir, limit: usize) -> Result<Recycler> {
+    let mut recycler = Recycler::new(limit);
+    let mut removed = false;
+    for name in dir.fs.list(&dir.path)? {
+        let Some(log) = parse_recycle_file_name(&name) else {
+            continue;
+        };
+        let path = dir.path.join(&name);
+        let size = dir.fs.stat(&path)?.len;
+        if let Err(extra) = recycler.add(RecycledFile { log, path, size }) {
+            dir.fs.remove(&extra.path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        dir.fs.sync_dir(&dir.path)?;
+    }
+    Ok(recycler)
 }
 
 /// The next LSN after a restart: one past the last record (user or system)

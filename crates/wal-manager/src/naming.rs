@@ -10,6 +10,27 @@ use crate::types::{LogNum, SegmentIndex};
 /// The file-name suffix of segments.
 pub(crate) const SEGMENT_SUFFIX: &str = ".log";
 
+/// The prefix of an obsolete log file kept for reuse.
+pub(crate) const RECYCLE_PREFIX: &str = "recycle-";
+
+/// The name of log `log`'s file while it waits in the recycler:
+/// `recycle-NNNNNN.log`. Outside the segment namespace, so that a restarted
+/// manager never takes an obsolete log for a live one.
+pub fn recycle_file_name(log: LogNum) -> String {
+    format!(
+        "{RECYCLE_PREFIX}{}",
+        segment_file_name(log, SegmentIndex(0))
+    )
+}
+
+/// Parses a recycled file's name.
+pub fn parse_recycle_file_name(name: &str) -> Option<LogNum> {
+    match parse_segment_file_name(name.strip_prefix(RECYCLE_PREFIX)?)? {
+        (log, SegmentIndex(0)) => Some(log),
+        _ => None,
+    }
+}
+
 /// The file name of segment `index` of log `log`.
 pub fn segment_file_name(log: LogNum, index: SegmentIndex) -> String {
     if index.0 == 0 {
@@ -79,6 +100,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn recycled_files_have_their_own_names() {
+        assert_eq!(recycle_file_name(LogNum(7)), "recycle-000007.log");
+        assert_eq!(
+            parse_recycle_file_name("recycle-000007.log"),
+            Some(LogNum(7))
+        );
+        assert_eq!(parse_segment_file_name("recycle-000007.log"), None);
+        assert_eq!(parse_recycle_file_name("000007.log"), None);
+        assert_eq!(parse_recycle_file_name("recycle-000007-001.log"), None);
     }
 
     #[test]

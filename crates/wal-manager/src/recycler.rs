@@ -52,6 +52,11 @@ impl Recycler {
         Ok(())
     }
 
+    /// How many more files it can hold.
+    pub(crate) fn room(&self) -> usize {
+        self.limit.saturating_sub(self.files.len())
+    }
+
     /// Takes the oldest file for reuse.
     pub(crate) fn take(&mut self) -> Option<RecycledFile> {
         self.files.pop_front()

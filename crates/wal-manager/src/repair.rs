@@ -87,16 +87,22 @@ impl RepairReport {
 
 /// Repairs every log in `dirs`, which must not be in use: both directories
 /// are locked for the duration. With `force`, proven corruption is cut too.
-/// With `dry_run`, nothing is changed and the report says what would be.
+/// With `dry_run`, nothing is changed (not even a lock taken) and the report
+/// says what would be.
 ///
 /// # Errors
 /// A directory is locked by a running manager or cannot be read, or a
 /// truncation fails.
 pub fn repair(dirs: &Dirs, force: bool, dry_run: bool) -> Result<RepairReport> {
-    let _locks = dirs
-        .iter()
-        .map(|d| d.fs.lock(&d.path))
-        .collect::<wal_fs::Result<Vec<_>>>()?;
+    // A dry run only reads: it takes no lock (taking one may create a
+    // `LOCK` file).
+    let _locks = if dry_run {
+        Vec::new()
+    } else {
+        dirs.iter()
+            .map(|d| d.fs.lock(&d.path))
+            .collect::<wal_fs::Result<Vec<_>>>()?
+    };
     let mut report = RepairReport::default();
     for log in scan(dirs)? {
         if let Some(action) = repair_log(dirs, &log, force, dry_run)? {
