@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use wal_manager::{Config, FailoverConfig, WriterConfig};
+use wal_manager::{Config, FailoverConfig, WalConfig, WriterConfig};
 
 fn load(name: &str) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,6 +18,7 @@ fn the_failover_example_selects_failover_and_states_every_default() {
     assert!(c.is_failover());
     assert_eq!(c.failover, FailoverConfig::default());
     assert_eq!(c.writer, WriterConfig::default());
+    assert_eq!(c.wal, WalConfig::default());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
         c.primary.dir.starts_with(root.join("config")),
@@ -31,6 +32,7 @@ fn the_standalone_example_is_standalone_and_states_every_default() {
     let c = load("standalone.toml");
     assert!(!c.is_failover());
     assert_eq!(c.writer, WriterConfig::default());
+    assert_eq!(c.wal, WalConfig::default());
 }
 
 #[test]
@@ -55,6 +57,12 @@ fn every_failover_key_appears_in_the_example() {
         "pending_bytes_max",
         "recycle_logs_max",
         "accept_new_identity",
+        "log_size_max",
+        "sync",
+        "sync_interval",
+        "sync_every_records",
+        "retention_logs_max",
+        "retention_bytes_max",
     ] {
         assert!(
             text.lines()

@@ -18,6 +18,8 @@ use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
 const WRITERS: u64 = 8;
 const RECORDS_PER_WRITER: u64 = 150;
 
+// Writers, a switcher and two read-back checks: one scenario, kept whole.
+#[allow(clippy::too_many_lines)]
 fn run(seed: u64) {
     let disk = Disk::new(MemFs::new());
     let mut config = Config::failover(PRIMARY, SECONDARY);
@@ -95,7 +97,7 @@ fn run(seed: u64) {
         }
     }
     done.store(true, Ordering::Release);
-    let switches = switcher.join().unwrap();
+    let forced = switcher.join().unwrap();
     writer
         .close()
         .unwrap_or_else(|e| panic!("seed {seed}: close: {e}"));
@@ -103,7 +105,7 @@ fn run(seed: u64) {
     let segments = manager.list()[0].segments.len();
     assert!(
         segments >= 2,
-        "seed {seed}: {switches} switches gave {segments} segments"
+        "seed {seed}: {forced} switches gave {segments} segments"
     );
 
     let check = |m: &Manager| {

@@ -9,6 +9,7 @@ use wal_manager::{LogEnd, LogNum, LogRecord, LogicalLog, LogicalReader};
 
 use crate::cli::{DumpArgs, Format};
 use crate::failure::{Failure, one_line};
+use crate::progress::ByteProgress;
 use crate::target::{Need, Target};
 
 /// Payload bytes shown in a text line before it is elided.
@@ -34,8 +35,15 @@ pub(crate) fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<(), Failure> {
         }
     }
     let mut failed = false;
+    let mut progress = ByteProgress::new("dump", logs.iter().map(LogicalLog::size).sum());
+    let mut done = 0;
     for log in &logs {
-        if let Err(e) = dump_log(&target, log, args.format, out) {
+        let sizes: Vec<u64> = log.segments.iter().map(|s| s.size).collect();
+        progress.start_log(&sizes, done);
+        done += log.size();
+        let dumped = dump_log(&target, log, args.format, out, &mut progress);
+        progress.finish();
+        if let Err(e) = dumped {
             // Flush what was read before the damage, then say why it ends.
             out.flush()?;
             match e {
@@ -64,12 +72,14 @@ fn dump_log(
     log: &LogicalLog,
     format: Format,
     out: &mut dyn Write,
+    progress: &mut ByteProgress,
 ) -> Result<(), DumpError> {
     let mut reader = LogicalReader::new(log, target.dirs())
         .with_record_size_max(target.stored_record_size_max());
     loop {
         match reader.next() {
             Ok(Some(record)) => {
+                progress.at(record.segment_pos, record.end);
                 let line = match format {
                     Format::Text => text_line(log.num, &record),
                     Format::Json => json_line(log.num, &record).to_string(),

@@ -46,3 +46,96 @@ impl Progress {
         }
     }
 }
+
+/// Progress through the bytes of a set of logs, for `verify` and `dump` of
+/// large logs: "verify: 1.2 GiB of 4.0 GiB (30%)". Redrawn at most every
+/// [`PROGRESS_INTERVAL`], only on a terminal.
+#[derive(Debug)]
+pub(crate) struct ByteProgress {
+    line: Progress,
+    what: &'static str,
+    total: u64,
+    /// Bytes of the logs finished before the current one.
+    base: u64,
+    /// Sizes of the current log's segments before each position.
+    before_segment: Vec<u64>,
+    last_draw: std::time::Instant,
+}
+
+impl ByteProgress {
+    /// Progress of `what` through `total` bytes.
+    pub(crate) fn new(what: &'static str, total: u64) -> ByteProgress {
+        ByteProgress {
+            line: Progress::new(),
+            what,
+            total,
+            base: 0,
+            before_segment: Vec::new(),
+            last_draw: std::time::Instant::now(),
+        }
+    }
+
+    /// Starts a log whose segments have these sizes.
+    pub(crate) fn start_log(&mut self, segment_sizes: &[u64], done_before: u64) {
+        self.base = done_before;
+        self.before_segment = segment_sizes
+            .iter()
+            .scan(0, |acc, s| {
+                let before = *acc;
+                *acc += s;
+                Some(before)
+            })
+            .collect();
+    }
+
+    /// The reader is at `offset` in segment position `segment_pos`.
+    pub(crate) fn at(&mut self, segment_pos: usize, offset: u64) {
+        if self.last_draw.elapsed() < PROGRESS_INTERVAL {
+            return;
+        }
+        self.last_draw = std::time::Instant::now();
+        let done = self.base + self.before_segment.get(segment_pos).copied().unwrap_or(0) + offset;
+        let pct = (done.min(self.total) * 100)
+            .checked_div(self.total)
+            .unwrap_or(100);
+        self.line.show(&format!(
+            "{}: {} of {} ({pct}%)",
+            self.what,
+            human_bytes(done),
+            human_bytes(self.total)
+        ));
+    }
+
+    /// Erases the line.
+    pub(crate) fn finish(&mut self) {
+        self.line.finish();
+    }
+}
+
+/// `1536` as `1.5 KiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_read_like_people_say_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

@@ -15,6 +15,7 @@ use wal_record::End;
 
 use crate::cli::VerifyArgs;
 use crate::failure::{Failure, one_line};
+use crate::progress::ByteProgress;
 use crate::segment::{AloneEnd, AloneReport, check_alone};
 use crate::target::{Need, Target};
 
@@ -45,8 +46,14 @@ pub(crate) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Failure>
         return Ok(());
     }
     let (mut bad, mut segments, mut records) = (0usize, 0usize, 0u64);
+    let mut progress = ByteProgress::new("verify", logs.iter().map(LogicalLog::size).sum());
+    let mut done = 0;
     for log in &logs {
-        let outcome = read_log(&target, log);
+        let sizes: Vec<u64> = log.segments.iter().map(|s| s.size).collect();
+        progress.start_log(&sizes, done);
+        done += log.size();
+        let outcome = read_log(&target, log, &mut progress);
+        progress.finish();
         write_log(&target, log, &outcome, out)?;
         segments += log.segments.len();
         records += outcome.records;
@@ -81,7 +88,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn read_log(target: &Target, log: &LogicalLog) -> LogOutcome {
+fn read_log(target: &Target, log: &LogicalLog, progress: &mut ByteProgress) -> LogOutcome {
     let mut reader = LogicalReader::new(log, target.dirs())
         .with_record_size_max(target.stored_record_size_max());
     let mut records = 0u64;
@@ -89,6 +96,7 @@ fn read_log(target: &Target, log: &LogicalLog) -> LogOutcome {
     let result = loop {
         match reader.next() {
             Ok(Some(r)) => {
+                progress.at(r.segment_pos, r.end);
                 records += 1;
                 lsns = Some(lsns.map_or((r.lsn, r.lsn), |(first, _)| (first, r.lsn)));
             }

@@ -66,6 +66,7 @@ mod filter;
 mod health;
 mod latency;
 mod mem;
+mod nosync;
 mod os;
 mod rng;
 
@@ -78,6 +79,7 @@ pub use mem::{
     CrashMode, CrashOptions, CrashReport, EntryMode, EntryReport, EntryState, FileCrash, FileInfo,
     FileReport, MemFs, PAGE_SIZE, SECTOR_SIZE, SUBSECTOR_SIZE,
 };
+pub use nosync::NoSyncFs;
 pub use os::{LOCK_FILE_NAME, OsFs};
 pub use rng::SplitMix64;
 

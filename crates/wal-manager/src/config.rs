@@ -48,14 +48,59 @@ pub struct Config {
 pub struct WalConfig {
     /// The `Wal` starts a new log when the current one reaches this size.
     pub log_size_max: HumanSize,
+    /// When `Wal::append` makes records durable (see [`SyncPolicy`]).
+    pub sync: SyncPolicy,
+    /// `periodic`: how often the background sync runs. `grouped`: the
+    /// window: at most one sync per window.
+    pub sync_interval: HumanDuration,
+    /// `periodic`: also sync once this many records were appended since the
+    /// last sync (0: only by time).
+    pub sync_every_records: u64,
+    /// Keep at most this many logs (0: no limit); see the retention rule.
+    pub retention_logs_max: u32,
+    /// Keep at most this many bytes of logs (0: no limit).
+    pub retention_bytes_max: HumanSize,
 }
 
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
             log_size_max: HumanSize(64 << 20),
+            sync: SyncPolicy::Immediate,
+            sync_interval: HumanDuration::millis(100),
+            sync_every_records: 0,
+            retention_logs_max: 0,
+            retention_bytes_max: HumanSize(0),
         }
     }
+}
+
+/// When `Wal::append` makes records durable.
+///
+/// | policy | `append` returns | a record is durable | a crash may lose |
+/// |---|---|---|---|
+/// | `none` | at once | never (nothing is ever fsynced) | anything the OS had not written back |
+/// | `immediate` | once the record is durable | when `append` returns | nothing acknowledged |
+/// | `periodic` | at once | within `sync_interval` (or `sync_every_records`) | the records of the last interval |
+/// | `grouped` | once the record is durable | when `append` returns | nothing acknowledged |
+///
+/// `immediate` and `grouped` both wait; concurrent appends share syncs
+/// (group commit) either way, and `grouped` also spaces syncs at least
+/// `sync_interval` apart, so that more appends join each one under load.
+/// `append_sync` always waits, whatever the policy (`none`: its sync does
+/// nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// Never fsync (tests, scratch data).
+    None,
+    /// Each append waits for its own durability.
+    Immediate,
+    /// A background sync every interval (or every N records); appends never
+    /// wait.
+    Periodic,
+    /// Appends wait; syncs at most once per window.
+    Grouped,
 }
 
 /// One directory.
@@ -479,16 +524,36 @@ impl Config {
                 w.pending_bytes_max
             ));
         }
-        if self.wal.log_size_max.0 < 64 << 10 {
-            return Err(format!(
-                "wal.log_size_max = \"{}\": must be at least 64KiB",
-                self.wal.log_size_max
-            ));
-        }
         if w.recycle_logs_max > 1000 {
             return Err(format!(
                 "writer.recycle_logs_max = {}: must be at most 1000",
                 w.recycle_logs_max
+            ));
+        }
+        self.validate_wal()
+    }
+
+    /// The `[wal]` table's rules.
+    fn validate_wal(&self) -> std::result::Result<(), String> {
+        if matches!(self.wal.sync, SyncPolicy::Periodic | SyncPolicy::Grouped)
+            && self.wal.sync_interval.0.is_zero()
+        {
+            return Err(format!(
+                "wal.sync_interval = \"{}\": must be greater than zero with wal.sync = \"{}\"",
+                self.wal.sync_interval,
+                format!("{:?}", self.wal.sync).to_lowercase()
+            ));
+        }
+        if self.wal.sync_every_records > 0 && self.wal.sync != SyncPolicy::Periodic {
+            return Err(format!(
+                "wal.sync_every_records = {}: only used with wal.sync = \"periodic\"",
+                self.wal.sync_every_records
+            ));
+        }
+        if self.wal.log_size_max.0 < 64 << 10 {
+            return Err(format!(
+                "wal.log_size_max = \"{}\": must be at least 64KiB",
+                self.wal.log_size_max
             ));
         }
         Ok(())
@@ -579,6 +644,22 @@ mod tests {
             (
                 format!("{base}[failover]\nprobe_interval = \"0s\"\n"),
                 "failover.probe_interval = \"0s\"",
+            ),
+            (
+                format!("{base}[wal]\nsync = \"periodic\"\nsync_interval = \"0s\"\n"),
+                "wal.sync_interval = \"0s\"",
+            ),
+            (
+                format!("{base}[wal]\nsync = \"sometimes\"\n"),
+                "unknown variant `sometimes`",
+            ),
+            (
+                format!("{base}[wal]\nsync_every_records = 5\n"),
+                "only used with wal.sync = \"periodic\"",
+            ),
+            (
+                format!("{base}[wal]\nlog_size_max = \"1KiB\"\n"),
+                "wal.log_size_max = \"1KiB\"",
             ),
             (
                 format!("{base}[failover]\nhealthy_interval = \"10m\"\n"),

@@ -26,6 +26,7 @@ pub mod failover;
 mod log;
 mod manager;
 mod meta;
+pub mod metrics;
 mod naming;
 pub mod reader;
 mod recorder;
@@ -38,7 +39,7 @@ mod wal;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, PROBE_HISTORY_LEN,
-    WalConfig, WriterConfig,
+    SyncPolicy, WalConfig, WriterConfig,
 };
 pub use envelope::{LSN_PREFIX_SIZE, decode as decode_envelope, lsn_prefix};
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use wal_fs::{DirLock, Fs, OsFs};
-use wal_record::{HistogramSnapshot, LogWriterMetrics, LogWriterOptions};
+use wal_record::{HistogramSnapshot, LogWriter, LogWriterMetrics, LogWriterOptions};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -51,9 +51,13 @@ pub struct Env {
 }
 
 impl Env {
-    /// Real directories, the real clock, background threads.
+    /// Real directories, the real clock, background threads. Every file
+    /// operation runs under a disk-health check ([`wal_fs::HealthFs`]) that
+    /// reports, as a `tracing` warning, any operation still running after
+    /// 5 seconds (Pebble's default), while it runs.
     pub fn os() -> Env {
-        Env::with_fs(Arc::new(OsFs::new()))
+        let fs = wal_fs::HealthFs::new(OsFs::new(), wal_fs::HealthConfig::new());
+        Env::with_fs(Arc::new(fs))
     }
 
     /// Both directories on `fs`, the real clock, background threads.
@@ -100,6 +104,9 @@ pub struct Stats {
     pub open_log: Option<LogNum>,
     /// Record-layer figures of the open log's current segment writer.
     pub writer: Option<LogWriterMetrics>,
+    /// Record-layer figures of every segment writer since the manager
+    /// opened (closed ones and the current one): monotonic counters.
+    pub totals: LogWriterMetrics,
     /// Failover figures (failover manager only).
     pub failover: Option<FailoverStats>,
 }
@@ -253,6 +260,12 @@ impl Manager {
     /// The next LSN to be assigned.
     pub fn next_lsn(&self) -> Lsn {
         self.core().next_lsn()
+    }
+
+    /// Publishes this manager's figures through the `metrics` facade (see
+    /// [`crate::metrics`] for the names).
+    pub fn publish_metrics(&self) {
+        crate::metrics::publish(&self.stats());
     }
 
     /// Whether an engine should tolerate a higher write-stall threshold now:
@@ -465,6 +478,11 @@ pub(crate) struct Core {
     /// that LSN order is file order.
     pub(crate) next_lsn: Arc<AtomicU64>,
     pub(crate) state: Mutex<CoreState>,
+    /// Figures of every segment writer closed so far, for monotonic
+    /// metrics across log rotations.
+    totals: Mutex<LogWriterMetrics>,
+    /// The standalone manager's open writer, for its figures.
+    pub(crate) current: Mutex<Option<std::sync::Weak<LogWriter<crate::recorder::PlainFile>>>>,
     _locks: Vec<Box<dyn DirLock>>,
 }
 
@@ -518,6 +536,8 @@ impl Core {
                 recycler,
                 closed: false,
             }),
+            totals: Mutex::new(LogWriterMetrics::default()),
+            current: Mutex::new(None),
             _locks: locks,
         })
     }
@@ -770,8 +790,25 @@ impl Core {
             next_lsn: self.next_lsn(),
             open_log: st.open,
             writer: None,
+            totals: LogWriterMetrics::default(),
             failover: None,
         }
+    }
+
+    /// Adds a closed segment writer's figures to the totals.
+    pub(crate) fn accumulate(&self, m: &LogWriterMetrics) {
+        crate::metrics::merge(&mut self.totals.lock(), m);
+    }
+
+    /// The totals of closed segment writers plus `current`.
+    pub(crate) fn totals_with(&self, current: Option<&LogWriterMetrics>) -> LogWriterMetrics {
+        let mut t = self.totals.lock().clone();
+        if let Some(c) = current {
+            crate::metrics::merge(&mut t, c);
+            t.pending_bytes = c.pending_bytes;
+            t.unsynced_bytes = c.unsynced_bytes;
+        }
+        t
     }
 
     /// Refuses to close while a writer is open; marks the manager closed.

@@ -85,6 +85,8 @@ impl StandaloneManager {
                     source,
                 }
             })?;
+        let lw = Arc::new(lw);
+        *self.core.current.lock() = Some(Arc::downgrade(&lw));
         Ok(StandaloneWriter {
             log,
             path,
@@ -96,7 +98,16 @@ impl StandaloneManager {
 
     /// Current figures; see [`crate::Manager::stats`].
     pub fn stats(&self) -> Stats {
-        self.core.base_stats()
+        let mut stats = self.core.base_stats();
+        let current = self
+            .core
+            .current
+            .lock()
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
+        stats.writer = current.map(|w| w.metrics());
+        stats.totals = self.core.totals_with(stats.writer.as_ref());
+        stats
     }
 
     /// Closes the manager; see [`crate::Manager::close`].
@@ -112,7 +123,7 @@ impl StandaloneManager {
 pub struct StandaloneWriter {
     log: LogNum,
     path: PathBuf,
-    lw: LogWriter<PlainFile>,
+    lw: Arc<LogWriter<PlainFile>>,
     core: Arc<Core>,
     closed: AtomicBool,
 }
@@ -218,6 +229,7 @@ impl StandaloneWriter {
             return Err(Error::Closed("the writer"));
         }
         let result = self.lw.close();
+        self.core.accumulate(&self.lw.metrics());
         let size = self.lw.size();
         self.core.add_segment(
             self.log,

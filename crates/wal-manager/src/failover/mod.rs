@@ -313,6 +313,7 @@ impl FailoverManager {
         };
         let (queued_records, queued_bytes, metrics) =
             writer.map(|w| w.queue_stats()).unwrap_or_default();
+        stats.totals = s.core.totals_with(metrics.as_ref());
         stats.writer = metrics;
         stats.failover = Some(FailoverStats {
             current_dir: Some(dir),
@@ -494,18 +495,21 @@ fn switch(
     };
     match w.switch_to(to) {
         Ok((index, path)) => {
-            tracing::warn!(
-            log = %w.log(),
-            from = %from_path,
-            to = %to_path,
-            reason = reason.name(),
-            latency_ms = latency.as_secs_f64() * 1e3,
-            error = ?error,
-            ?rule,
-            segment = %path.display(),
-            index = index.0,
-            "wal directory switch"
-            );
+            // A failover is worth a warning; a failback is good news.
+            if reason == SwitchReason::Failback {
+                tracing::info!(
+                    log = %w.log(), from = %from_path, to = %to_path, reason = reason.name(),
+                    ?rule, segment = %path.display(), index = index.0,
+                    "wal failback to the primary"
+                );
+            } else {
+                tracing::warn!(
+                    log = %w.log(), from = %from_path, to = %to_path, reason = reason.name(),
+                    latency_ms = latency.as_secs_f64() * 1e3, error = ?error, ?rule,
+                    segment = %path.display(), index = index.0,
+                    "wal directory switch"
+                );
+            }
             Ok(to)
         }
         Err(e) => {

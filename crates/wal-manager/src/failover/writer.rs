@@ -407,6 +407,7 @@ impl Inner {
         self.tasks
             .spawn(&format!("wal-close-{}-{}", self.log, index), move || {
                 let result = writer.close().map_err(|e| e.to_string());
+                me.core.accumulate(&writer.metrics());
                 let size = writer.size();
                 let mut st = me.state.lock();
                 let slot = &mut st.slots[index.0 as usize];

@@ -24,8 +24,8 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = std::env::temp_dir().join(format!("wal-api-doc-{}", std::process::id()));
 //! let wal = Wal::open(&Config::standalone(&dir))?;
-//! let a = wal.append_sync(b"first")?;             // durable on return
-//! let more = wal.append_batch(&[b"x", b"y"], false)?;
+//! let a = wal.append(b"first")?;                 // durable on return (default policy)
+//! let more = wal.append_batch(&[b"x", b"y"])?;    // one group, durable together
 //! wal.sync()?;
 //! assert_eq!(wal.read(a)?, b"first");
 //! wal.checkpoint(b"engine state up to here")?;
@@ -46,10 +46,13 @@ mod marker;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::config::Config;
+use crate::config::{Config, SyncPolicy};
 use crate::error::{Error, Result};
 use crate::log::LogicalLog;
 use crate::manager::{Env, Manager, Writer};
@@ -233,15 +236,57 @@ struct Cached {
     next: Lsn,
 }
 
+/// The background syncer of the `periodic` policy.
+#[derive(Debug, Default)]
+struct Syncer {
+    /// Records appended since the last background sync.
+    pending: AtomicU64,
+    /// What the thread is asked to do; guarded so that no request is lost
+    /// between the thread's check and its wait.
+    control: Mutex<SyncerControl>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncerControl {
+    stop: bool,
+    /// A sync is wanted now (every N records).
+    now: bool,
+}
+
+/// The open log's writer. Appenders hold the read lock while appending;
+/// rotation takes the write lock.
+type WriterSlot = Arc<RwLock<Arc<Writer>>>;
+
 /// A write-ahead log addressed by LSN. See the [module docs](self).
 pub struct Wal {
     manager: Manager,
     log_size_max: u64,
-    /// The open log's writer. Appenders hold the read lock while appending;
-    /// rotation takes the write lock.
-    writer: RwLock<Arc<Writer>>,
+    policy: SyncPolicy,
+    sync_every_records: u64,
+    retention_logs_max: u32,
+    retention_bytes_max: u64,
+    writer: WriterSlot,
     state: Mutex<State>,
     readers: Mutex<VecDeque<Cached>>,
+    syncer: Option<SyncerThread>,
+}
+
+/// The running syncer; stopping it (on close or drop) joins the thread.
+#[derive(Debug)]
+struct SyncerThread {
+    syncer: Arc<Syncer>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for SyncerThread {
+    fn drop(&mut self) {
+        self.syncer.control.lock().stop = true;
+        self.syncer.cv.notify_all();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Wal {
@@ -269,7 +314,20 @@ impl Wal {
     /// # Errors
     /// As [`Manager::open_with`], or a log that cannot be read (corruption,
     /// missing records).
-    pub fn open_with(config: &Config, env: Env) -> Result<Wal> {
+    pub fn open_with(config: &Config, mut env: Env) -> Result<Wal> {
+        let policy = config.wal.sync;
+        let mut config = config.clone();
+        match policy {
+            SyncPolicy::None => {
+                env.primary_fs = Arc::new(wal_fs::NoSyncFs::new(env.primary_fs));
+                env.secondary_fs = Arc::new(wal_fs::NoSyncFs::new(env.secondary_fs));
+            }
+            SyncPolicy::Grouped => {
+                config.writer.min_sync_interval = config.wal.sync_interval;
+            }
+            SyncPolicy::Immediate | SyncPolicy::Periodic => {}
+        }
+        let config = &config;
         let manager = Manager::open_with(config, env)?;
         let mut state = State {
             logs: Vec::new(),
@@ -284,13 +342,29 @@ impl Wal {
         let next = logs.last().map_or(LogNum(1), |l| LogNum(l.num.0 + 1));
         let writer = manager.create(next)?;
         state.logs.push(LogInfo::new(next, manager.next_lsn()));
+        let writer: WriterSlot = Arc::new(RwLock::new(Arc::new(writer)));
+        let syncer = if policy == SyncPolicy::Periodic {
+            Some(spawn_syncer(&writer, config.wal.sync_interval.0)?)
+        } else {
+            None
+        };
         Ok(Wal {
             log_size_max: config.wal.log_size_max.0,
-            writer: RwLock::new(Arc::new(writer)),
+            policy,
+            sync_every_records: config.wal.sync_every_records,
+            retention_logs_max: config.wal.retention_logs_max,
+            retention_bytes_max: config.wal.retention_bytes_max.0,
+            writer,
             state: Mutex::new(state),
             readers: Mutex::new(VecDeque::new()),
+            syncer,
             manager,
         })
+    }
+
+    /// The sync policy `append` follows.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.policy
     }
 
     /// The manager underneath (stats, failover controls).
@@ -298,37 +372,113 @@ impl Wal {
         &self.manager
     }
 
-    /// Appends a record without waiting for durability; returns its LSN.
+    /// Appends a record; waits for durability as the sync policy says
+    /// (`immediate`, `grouped`: yes; `periodic`, `none`: no). Returns its LSN.
     ///
     /// # Errors
-    /// As [`Writer::append`].
+    /// As [`Writer::append_sync`].
     pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
-        self.append_batch(&[payload], false).map(|r| r.start)
+        self.append_batch(&[payload]).map(|r| r.start)
     }
 
-    /// Appends a record and waits until it is durable; returns its LSN.
+    /// Appends a record and waits until it is durable, whatever the policy.
     ///
     /// # Errors
     /// As [`Writer::append_sync`].
     pub fn append_sync(&self, payload: &[u8]) -> Result<Lsn> {
-        self.append_batch(&[payload], true).map(|r| r.start)
+        self.append_batch_sync(&[payload]).map(|r| r.start)
     }
 
-    /// Appends records as one group (contiguous LSNs, in one log); with
-    /// `sync`, waits until all are durable. Returns their LSNs.
+    /// Appends records as one group (contiguous LSNs, in one log, made
+    /// durable together); waits as the sync policy says.
     ///
     /// # Errors
     /// As [`Writer::append_batch`].
-    pub fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
+    pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
+        let wait = matches!(self.policy, SyncPolicy::Immediate | SyncPolicy::Grouped);
+        self.append_group(payloads, wait)
+    }
+
+    /// Appends records as one group and waits until all are durable.
+    ///
+    /// # Errors
+    /// As [`Writer::append_batch`].
+    pub fn append_batch_sync(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
+        self.append_group(payloads, true)
+    }
+
+    fn append_group(&self, payloads: &[&[u8]], wait: bool) -> Result<Range<Lsn>> {
         let (lsns, log, full) = {
             let w = self.writer.read();
-            let lsns = w.append_batch(payloads, sync)?;
+            let lsns = w.append_batch(payloads, wait)?;
             (lsns, w.log(), w.size() >= self.log_size_max)
         };
+        if let Some(t) = &self.syncer {
+            let n = payloads.len() as u64;
+            let pending = t.syncer.pending.fetch_add(n, Ordering::Relaxed) + n;
+            if self.sync_every_records > 0 && pending >= self.sync_every_records {
+                t.syncer.control.lock().now = true;
+                t.syncer.cv.notify_one();
+            }
+        }
         if full {
             let _ = self.rotate(Some(log), None)?;
         }
         Ok(lsns)
+    }
+
+    /// Applies the retention limits now (they are also applied after every
+    /// log rotation); see [`Wal::apply_retention`]'s rule in the module docs.
+    ///
+    /// # Errors
+    /// Deleting logs failed.
+    pub fn apply_retention(&self) -> Result<()> {
+        self.enforce_retention()
+    }
+
+    /// Deletes the oldest logs while the WAL is over its retention limits,
+    /// but only logs before the latest checkpoint's log: their records are
+    /// covered by the checkpoint. Logs the engine still needs (after the
+    /// checkpoint, or any log when there is no checkpoint) are never deleted;
+    /// the WAL then stays over its limits (see the figures in `Stats`).
+    fn enforce_retention(&self) -> Result<()> {
+        if self.retention_logs_max == 0 && self.retention_bytes_max == 0 {
+            return Ok(());
+        }
+        let logs = self.manager.list();
+        let over = |count: usize, bytes: u64| {
+            (self.retention_logs_max > 0 && count > self.retention_logs_max as usize)
+                || (self.retention_bytes_max > 0 && bytes > self.retention_bytes_max)
+        };
+        let mut count = logs.len();
+        let mut bytes: u64 = logs.iter().map(LogicalLog::size).sum();
+        let min_kept = {
+            let mut st = self.state.lock();
+            let Some(&(_, checkpoint_log)) = st.checkpoints.last() else {
+                return Ok(());
+            };
+            let mut min_kept = None;
+            for log in &logs {
+                if !over(count, bytes) || log.num >= checkpoint_log {
+                    break;
+                }
+                count -= 1;
+                bytes = bytes.saturating_sub(log.size());
+                min_kept = Some(LogNum(log.num.0 + 1));
+            }
+            let Some(min_kept) = min_kept else {
+                return Ok(());
+            };
+            st.logs.retain(|l| l.num >= min_kept);
+            st.checkpoints.retain(|c| c.1 >= min_kept);
+            let first = st.logs.iter().map(|l| l.start).min().unwrap_or_default();
+            st.first_visible = st.first_visible.max(first);
+            self.readers.lock().retain(|r| r.log >= min_kept);
+            min_kept
+        };
+        tracing::info!(below_log = %min_kept, "retention: deleting logs covered by the latest checkpoint");
+        let files = self.manager.obsolete(min_kept)?;
+        self.manager.delete_obsolete(&files)
     }
 
     /// Makes everything appended so far durable.
@@ -663,6 +813,8 @@ impl Wal {
         let start = self.manager.next_lsn();
         *w = Arc::new(writer);
         self.state.lock().logs.push(LogInfo::new(next, start));
+        drop(w);
+        self.enforce_retention()?;
         Ok((lsn, next))
     }
 
@@ -773,11 +925,21 @@ impl Wal {
     /// # Errors
     /// The final close failed.
     pub fn close(self) -> Result<()> {
-        let writer = self.writer.into_inner();
+        let Wal {
+            manager,
+            writer,
+            readers,
+            syncer,
+            ..
+        } = self;
+        drop(syncer);
+        drop(readers);
+        let writer = Arc::try_unwrap(writer)
+            .map(RwLock::into_inner)
+            .map_err(|_| Error::Closed("the WAL, still shared,"))?;
         writer.close()?;
         drop(writer);
-        self.readers.lock().clear();
-        self.manager.close()
+        manager.close()
     }
 }
 
@@ -824,6 +986,42 @@ impl WalIter<'_> {
         }
         Ok(out)
     }
+}
+
+/// Starts the `periodic` policy's background syncer: it syncs the current
+/// log every `interval`, or sooner when notified (every N records).
+fn spawn_syncer(writer: &WriterSlot, interval: Duration) -> Result<SyncerThread> {
+    let syncer = Arc::new(Syncer::default());
+    let (s, w) = (Arc::clone(&syncer), Arc::clone(writer));
+    let handle = std::thread::Builder::new()
+        .name("wal-periodic-sync".into())
+        .spawn(move || {
+            loop {
+                {
+                    let mut control = s.control.lock();
+                    if !control.stop && !control.now {
+                        s.cv.wait_for(&mut control, interval);
+                    }
+                    if control.stop {
+                        return;
+                    }
+                    control.now = false;
+                }
+                if s.pending.swap(0, Ordering::Relaxed) == 0 {
+                    continue;
+                }
+                let current = Arc::clone(&w.read());
+                if let Err(e) = current.sync() {
+                    // The writer's error is sticky: the next append gets it.
+                    tracing::error!(error = %e, "periodic sync failed");
+                }
+            }
+        })
+        .map_err(|e| Error::Fs(wal_fs::Error::io(wal_fs::Op::Sync, "wal-periodic-sync", e)))?;
+    Ok(SyncerThread {
+        syncer,
+        handle: Some(handle),
+    })
 }
 
 fn check_batch(batch_size: usize) -> Result<()> {

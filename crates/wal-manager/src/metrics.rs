@@ -1,0 +1,231 @@
+//! Metrics through the [`metrics`] crate facade.
+//!
+//! Nothing is recorded on the append path: [`publish`] reads a manager's
+//! [`Stats`] (cumulative since it opened) and sets the figures below, usually
+//! right before an exporter renders them (see `examples/metrics_exporter.rs`,
+//! which serves them in Prometheus text format). Call [`describe`] once to
+//! register help texts and units.
+//!
+//! | name | kind | unit | what |
+//! |---|---|---|---|
+//! | `wal_appends_total` | counter | records | records appended |
+//! | `wal_append_bytes_total` | counter | bytes | payload bytes appended |
+//! | `wal_written_bytes_total` | counter | bytes | bytes written to segment files (framing included) |
+//! | `wal_writes_total` | counter | calls | `write` calls |
+//! | `wal_fsyncs_total` | counter | calls | data syncs |
+//! | `wal_fsync_latency_seconds` | summary | seconds | sync latency: `{quantile="0.5"\|"0.99"\|"0.999"\|"1"}`, `_sum`, `_count` |
+//! | `wal_write_latency_seconds` | summary | seconds | `write` latency, likewise |
+//! | `wal_sync_group_records` | summary | records | records made durable per sync (group commit), likewise |
+//! | `wal_pending_bytes` | gauge | bytes | encoded bytes waiting for the flush thread |
+//! | `wal_unsynced_bytes` | gauge | bytes | bytes appended but not yet durable |
+//! | `wal_queue_records` | gauge | records | failover: records kept for replay until durable |
+//! | `wal_queue_bytes` | gauge | bytes | failover: their bytes |
+//! | `wal_dir_switches_total` | counter | switches | failover: directory switches (failovers and failbacks) |
+//! | `wal_dir_seconds_total{dir}` | counter | seconds | failover: time writing to `dir` = `primary` or `secondary` |
+//! | `wal_current_dir{dir}` | gauge | 0/1 | failover: 1 for the directory written now |
+//! | `wal_write_and_sync_latency_seconds` | summary | seconds | failover: append-to-acknowledgement latency of synced appends |
+//! | `wal_probe_latency_seconds` | summary | seconds | failover: the prober's probes of the primary |
+//! | `wal_live_logs` | gauge | logs | logs not yet obsolete |
+//! | `wal_live_files` | gauge | files | their segment files |
+//! | `wal_live_bytes` | gauge | bytes | their size |
+//! | `wal_obsolete_files` | gauge | files | obsolete files kept for recycling |
+//! | `wal_obsolete_bytes` | gauge | bytes | their size |
+//! | `wal_next_lsn` | gauge | LSN | the next LSN to be assigned |
+//!
+//! Summaries are built from the project's log-linear histograms: each
+//! quantile is an upper estimate within 12.5% of the truth.
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use wal_record::{HistogramSnapshot, LogWriterMetrics};
+
+use crate::manager::Stats;
+use crate::types::DirId;
+
+/// Every metric name, for exporters and tests.
+pub const NAMES: &[&str] = &[
+    "wal_appends_total",
+    "wal_append_bytes_total",
+    "wal_written_bytes_total",
+    "wal_writes_total",
+    "wal_fsyncs_total",
+    "wal_fsync_latency_seconds",
+    "wal_write_latency_seconds",
+    "wal_sync_group_records",
+    "wal_pending_bytes",
+    "wal_unsynced_bytes",
+    "wal_queue_records",
+    "wal_queue_bytes",
+    "wal_dir_switches_total",
+    "wal_dir_seconds_total",
+    "wal_current_dir",
+    "wal_write_and_sync_latency_seconds",
+    "wal_probe_latency_seconds",
+    "wal_live_logs",
+    "wal_live_files",
+    "wal_live_bytes",
+    "wal_obsolete_files",
+    "wal_obsolete_bytes",
+    "wal_next_lsn",
+];
+
+const QUANTILES: [(&str, f64); 4] = [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999), ("1", 1.0)];
+
+/// Registers help texts and units with the installed recorder.
+pub fn describe() {
+    describe_counter!("wal_appends_total", Unit::Count, "Records appended.");
+    describe_counter!(
+        "wal_append_bytes_total",
+        Unit::Bytes,
+        "Payload bytes appended."
+    );
+    describe_counter!(
+        "wal_written_bytes_total",
+        Unit::Bytes,
+        "Bytes written to segment files, framing included."
+    );
+    describe_counter!(
+        "wal_writes_total",
+        Unit::Count,
+        "write calls made by the flush threads."
+    );
+    describe_counter!("wal_fsyncs_total", Unit::Count, "Data syncs.");
+    describe_gauge!(
+        "wal_fsync_latency_seconds",
+        Unit::Seconds,
+        "Sync latency quantiles."
+    );
+    describe_gauge!(
+        "wal_write_latency_seconds",
+        Unit::Seconds,
+        "write latency quantiles."
+    );
+    describe_gauge!(
+        "wal_sync_group_records",
+        Unit::Count,
+        "Records made durable per sync (group commit) quantiles."
+    );
+    describe_gauge!(
+        "wal_pending_bytes",
+        Unit::Bytes,
+        "Encoded bytes waiting for the flush thread."
+    );
+    describe_gauge!(
+        "wal_unsynced_bytes",
+        Unit::Bytes,
+        "Bytes appended but not yet durable."
+    );
+    describe_gauge!(
+        "wal_queue_records",
+        Unit::Count,
+        "Failover: records kept for replay."
+    );
+    describe_gauge!(
+        "wal_queue_bytes",
+        Unit::Bytes,
+        "Failover: bytes kept for replay."
+    );
+    describe_counter!(
+        "wal_dir_switches_total",
+        Unit::Count,
+        "Failover: directory switches."
+    );
+    describe_counter!(
+        "wal_dir_seconds_total",
+        Unit::Seconds,
+        "Failover: time spent writing to each directory."
+    );
+    describe_gauge!(
+        "wal_current_dir",
+        Unit::Count,
+        "Failover: 1 for the directory written now."
+    );
+    describe_gauge!(
+        "wal_write_and_sync_latency_seconds",
+        Unit::Seconds,
+        "Failover: append-to-acknowledgement latency quantiles of synced appends."
+    );
+    describe_gauge!(
+        "wal_probe_latency_seconds",
+        Unit::Seconds,
+        "Failover: latency quantiles of the probes of the primary."
+    );
+    describe_gauge!("wal_live_logs", Unit::Count, "Logs not yet obsolete.");
+    describe_gauge!("wal_live_files", Unit::Count, "Segment files of live logs.");
+    describe_gauge!("wal_live_bytes", Unit::Bytes, "Size of live logs.");
+    describe_gauge!(
+        "wal_obsolete_files",
+        Unit::Count,
+        "Obsolete files kept for recycling."
+    );
+    describe_gauge!(
+        "wal_obsolete_bytes",
+        Unit::Bytes,
+        "Size of obsolete files kept for recycling."
+    );
+    describe_gauge!("wal_next_lsn", Unit::Count, "The next LSN to be assigned.");
+}
+
+/// Publishes `stats` through the facade (absolute values: call it as often
+/// as you like).
+pub fn publish(stats: &Stats) {
+    let t = &stats.totals;
+    counter!("wal_appends_total").absolute(t.records);
+    counter!("wal_append_bytes_total").absolute(t.payload_bytes);
+    counter!("wal_written_bytes_total").absolute(t.bytes_written);
+    counter!("wal_writes_total").absolute(t.writes);
+    counter!("wal_fsyncs_total").absolute(t.syncs);
+    summary("wal_fsync_latency_seconds", &t.sync_latency, 1e-9);
+    summary("wal_write_latency_seconds", &t.write_latency, 1e-9);
+    summary("wal_sync_group_records", &t.sync_group_records, 1.0);
+    gauge!("wal_pending_bytes").set(t.pending_bytes as f64);
+    gauge!("wal_unsynced_bytes").set(t.unsynced_bytes as f64);
+    gauge!("wal_live_logs").set(stats.live_logs as f64);
+    gauge!("wal_live_files").set(stats.live_files as f64);
+    gauge!("wal_live_bytes").set(stats.live_bytes as f64);
+    gauge!("wal_obsolete_files").set(stats.obsolete_files as f64);
+    gauge!("wal_obsolete_bytes").set(stats.obsolete_bytes as f64);
+    gauge!("wal_next_lsn").set(stats.next_lsn.0 as f64);
+    if let Some(f) = &stats.failover {
+        gauge!("wal_queue_records").set(f.queued_records as f64);
+        gauge!("wal_queue_bytes").set(f.queued_bytes as f64);
+        counter!("wal_dir_switches_total").absolute(f.switches);
+        for (dir, time) in [
+            (DirId::Primary, f.primary_time),
+            (DirId::Secondary, f.secondary_time),
+        ] {
+            counter!("wal_dir_seconds_total", "dir" => dir.name()).absolute(time.as_secs());
+            let current = f.current_dir == Some(dir);
+            gauge!("wal_current_dir", "dir" => dir.name()).set(if current { 1.0 } else { 0.0 });
+        }
+        summary(
+            "wal_write_and_sync_latency_seconds",
+            &f.write_and_sync_latency,
+            1e-9,
+        );
+        summary("wal_probe_latency_seconds", &f.probe_latency, 1e-9);
+    }
+}
+
+/// Publishes a histogram as a summary: quantile gauges, `_sum` and `_count`.
+fn summary(name: &'static str, h: &HistogramSnapshot, scale: f64) {
+    for (label, q) in QUANTILES {
+        gauge!(name, "quantile" => label).set(h.quantile(q) as f64 * scale);
+    }
+    gauge!(format!("{name}_sum")).set(h.sum as f64 * scale);
+    counter!(format!("{name}_count")).absolute(h.count);
+}
+
+/// Adds `b`'s counters and histograms to `a` (the instantaneous gauges are
+/// left alone).
+pub(crate) fn merge(a: &mut LogWriterMetrics, b: &LogWriterMetrics) {
+    a.records += b.records;
+    a.payload_bytes += b.payload_bytes;
+    a.bytes_written += b.bytes_written;
+    a.writes += b.writes;
+    a.syncs += b.syncs;
+    a.write_latency.merge(&b.write_latency);
+    a.sync_latency.merge(&b.sync_latency);
+    a.sync_group_records.merge(&b.sync_group_records);
+    a.work_time += b.work_time;
+    a.idle_time += b.idle_time;
+}
