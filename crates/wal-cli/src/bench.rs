@@ -201,6 +201,8 @@ struct Outcome {
     first_log: LogNum,
     last_log: LogNum,
     dir_switches: u64,
+    /// The manager's figures at the end of the run.
+    stats: wal_manager::Stats,
     error: Option<String>,
 }
 
@@ -252,6 +254,7 @@ fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
     if let Err(e) = writer.close() {
         error.get_or_insert(format!("closing log {} failed: {e}", writer.log()));
     }
+    let stats = manager.stats();
     Ok(Outcome {
         acked: shared
             .acked
@@ -262,7 +265,8 @@ fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
         secs,
         first_log,
         last_log: writer.log(),
-        dir_switches: manager.stats().failover.map_or(0, |f| f.switches),
+        dir_switches: stats.failover.as_ref().map_or(0, |f| f.switches),
+        stats,
         error,
     })
 }
@@ -451,6 +455,13 @@ fn report(
         human(Duration::from_secs_f64(l.mean() / 1e9))
     )?;
     writeln!(out, "  directory switches: {}", o.dir_switches)?;
+    // The manager's own figures: files, fsyncs and group sizes, time on each
+    // directory.
+    let mut stats = Vec::new();
+    crate::stats::write_text(target, kind, &o.stats, &mut stats)?;
+    for line in String::from_utf8_lossy(&stats).lines() {
+        writeln!(out, "  {line}")?;
+    }
     if let Some(e) = &o.error {
         writeln!(out, "  FAILED: {e}")?;
     }

@@ -33,7 +33,12 @@ pub(crate) fn run(args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> 
     Ok(())
 }
 
-fn write_text(target: &Target, kind: &str, s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_text(
+    target: &Target,
+    kind: &str,
+    s: &Stats,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(out, "manager: {kind} ({})", target.describe())?;
     writeln!(
         out,
@@ -46,6 +51,23 @@ fn write_text(target: &Target, kind: &str, s: &Stats, out: &mut dyn Write) -> st
         s.obsolete_files, s.obsolete_bytes
     )?;
     writeln!(out, "next LSN: {}", s.next_lsn)?;
+    let t = &s.totals;
+    let ns = |n: u64| human(Duration::from_nanos(n));
+    writeln!(
+        out,
+        "writers this session: {} records, {} payload bytes, {} bytes written in {} writes",
+        t.records, t.payload_bytes, t.bytes_written, t.writes
+    )?;
+    writeln!(
+        out,
+        "syncs: {} (latency p50 {}, p99 {}, max {}); records per sync: mean {:.1}, max {}",
+        t.syncs,
+        ns(t.sync_latency.quantile(0.5)),
+        ns(t.sync_latency.quantile(0.99)),
+        ns(t.sync_latency.max),
+        t.sync_group_records.mean(),
+        t.sync_group_records.max
+    )?;
     if let Some(f) = &s.failover {
         writeln!(
             out,
@@ -76,6 +98,14 @@ fn to_json(kind: &str, s: &Stats) -> serde_json::Value {
         "obsolete_files": s.obsolete_files,
         "obsolete_bytes": s.obsolete_bytes,
         "next_lsn": s.next_lsn.0,
+        "records": s.totals.records,
+        "payload_bytes": s.totals.payload_bytes,
+        "bytes_written": s.totals.bytes_written,
+        "writes": s.totals.writes,
+        "syncs": s.totals.syncs,
+        "sync_p50_us": s.totals.sync_latency.quantile(0.5) as f64 / 1e3,
+        "sync_p99_us": s.totals.sync_latency.quantile(0.99) as f64 / 1e3,
+        "records_per_sync_mean": s.totals.sync_group_records.mean(),
         "failover": failover,
     })
 }
