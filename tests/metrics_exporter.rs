@@ -14,7 +14,13 @@ fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--profile", "test", "--example", "metrics_exporter"])
+        .args([
+            "build",
+            "--profile",
+            "test",
+            "--example",
+            "metrics_exporter",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .unwrap();

@@ -6,24 +6,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use support::failover::Disk;
 use wal_fs::{MemFs, Op, OpFilter};
 use wal_manager::{
-    Config, Direction, Driver, Env, Error, HumanDuration, HumanSize, Lsn, Manager, ManualClock,
-    SyncPolicy, Wal,
+    Config, Direction, Error, HumanDuration, HumanSize, Lsn, Manager, SyncPolicy, Wal,
 };
-
-fn env(disk: &Disk) -> Env {
-    Env {
-        primary_fs: Arc::clone(&disk.fs),
-        secondary_fs: Arc::clone(&disk.fs),
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    }
-}
 
 fn config(failover: bool) -> Config {
     let mut c = if failover {
@@ -128,7 +117,7 @@ fn collect(wal: &Wal, batch: usize, dir: Direction) -> Vec<(u64, Vec<u8>)> {
 fn run(steps: &[Step], failover: bool, crash: Option<u64>) {
     let mut disk = Disk::new(MemFs::new());
     let cfg = config(failover);
-    let mut wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+    let mut wal = Wal::open_with(&cfg, disk.env()).unwrap();
     let mut model = Model {
         next: 1,
         ..Model::default()
@@ -262,14 +251,14 @@ fn run(steps: &[Step], failover: bool, crash: Option<u64>) {
                 match crash {
                     None => {
                         wal.close().unwrap();
-                        wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+                        wal = Wal::open_with(&cfg, disk.env()).unwrap();
                     }
                     Some(seed) => {
                         crashes += 1;
                         let image = disk.mem.crash_image(seed ^ crashes);
                         drop(wal);
                         disk = Disk::new(image);
-                        wal = Wal::open_with(&cfg, env(&disk))
+                        wal = Wal::open_with(&cfg, disk.env())
                             .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
                         // Every durable record survived; what survived of
                         // the rest is a prefix of what was appended.
@@ -323,7 +312,7 @@ proptest! {
 #[test]
 fn replay_delivers_batches_forward_and_backward_across_logs() {
     let disk = Disk::new(MemFs::new());
-    let wal = Wal::open_with(&config(false), env(&disk)).unwrap();
+    let wal = Wal::open_with(&config(false), disk.env()).unwrap();
     for i in 1..=300u64 {
         wal.append(&payload(i, 1000)).unwrap();
     }
@@ -361,7 +350,7 @@ fn replay_delivers_batches_forward_and_backward_across_logs() {
 #[test]
 fn iteration_follows_appends_across_rotation_and_a_failover_switch_with_duplicates() {
     let disk = Disk::new(MemFs::new());
-    let wal = Wal::open_with(&config(true), env(&disk)).unwrap();
+    let wal = Wal::open_with(&config(true), disk.env()).unwrap();
     let Manager::Failover(m) = wal.manager() else {
         unreachable!()
     };
@@ -421,7 +410,7 @@ fn iteration_follows_appends_across_rotation_and_a_failover_switch_with_duplicat
 #[test]
 fn bad_arguments_name_the_value_and_the_valid_range() {
     let disk = Disk::new(MemFs::new());
-    let wal = Wal::open_with(&config(false), env(&disk)).unwrap();
+    let wal = Wal::open_with(&config(false), disk.env()).unwrap();
     let e = wal.read(Lsn(1)).unwrap_err();
     assert_eq!(e.to_string(), "LSN 1 is out of range: the log is empty");
     for i in 0..10 {
@@ -462,7 +451,7 @@ fn bad_arguments_name_the_value_and_the_valid_range() {
 #[test]
 fn truncated_logs_are_deleted_from_disk() {
     let disk = Disk::new(MemFs::new());
-    let wal = Wal::open_with(&config(false), env(&disk)).unwrap();
+    let wal = Wal::open_with(&config(false), disk.env()).unwrap();
     for i in 1..=200u64 {
         wal.append(&payload(i, 1000)).unwrap();
     }

@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use support::failover::Disk;
 use wal_fs::{CrashMode, CrashOptions, MemFs};
-use wal_manager::{
-    Config, Driver, Env, HumanDuration, HumanSize, Lsn, ManualClock, SyncPolicy, Wal,
-};
-
-fn env(disk: &Disk) -> Env {
-    Env {
-        primary_fs: Arc::clone(&disk.fs),
-        secondary_fs: Arc::clone(&disk.fs),
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    }
-}
+use wal_manager::{Config, HumanDuration, HumanSize, Lsn, SyncPolicy, Wal};
 
 fn config(policy: SyncPolicy) -> Config {
     let mut c = Config::standalone("/p");
@@ -36,7 +25,7 @@ fn surviving(disk: &Disk, cfg: &Config) -> Option<Lsn> {
         .mem
         .crash_image_with(7, CrashOptions::new().files(CrashMode::DropUnsynced));
     let d = Disk::new(image);
-    let wal = Wal::open_with(cfg, env(&d)).unwrap();
+    let wal = Wal::open_with(cfg, d.env()).unwrap();
     wal.last_lsn()
 }
 
@@ -56,7 +45,7 @@ fn becomes_durable(disk: &Disk, cfg: &Config, lsn: Lsn) -> bool {
 fn immediate_makes_each_record_durable_before_append_returns() {
     let disk = Disk::new(MemFs::new());
     let cfg = config(SyncPolicy::Immediate);
-    let wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+    let wal = Wal::open_with(&cfg, disk.env()).unwrap();
     for i in 0..20u8 {
         let lsn = wal.append(&[i; 100]).unwrap();
         assert_eq!(
@@ -74,7 +63,7 @@ fn grouped_waits_too_and_spaces_its_syncs() {
     let disk = Disk::new(MemFs::new());
     let mut cfg = config(SyncPolicy::Grouped);
     cfg.wal.sync_interval = HumanDuration::millis(20);
-    let wal = Arc::new(Wal::open_with(&cfg, env(&disk)).unwrap());
+    let wal = Arc::new(Wal::open_with(&cfg, disk.env()).unwrap());
     let start = Instant::now();
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -108,7 +97,7 @@ fn periodic_makes_records_durable_within_the_interval_without_waiting() {
     let disk = Disk::new(MemFs::new());
     let mut cfg = config(SyncPolicy::Periodic);
     cfg.wal.sync_interval = HumanDuration::millis(50);
-    let wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+    let wal = Wal::open_with(&cfg, disk.env()).unwrap();
     let lsn = wal.append(b"soon durable").unwrap();
     // Nobody syncs; the background syncer does.
     assert!(becomes_durable(&disk, &cfg, lsn), "not durable within 20 s");
@@ -121,7 +110,7 @@ fn periodic_also_syncs_every_n_records() {
     let mut cfg = config(SyncPolicy::Periodic);
     cfg.wal.sync_interval = HumanDuration::millis(3_600_000); // never by time
     cfg.wal.sync_every_records = 5;
-    let wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+    let wal = Wal::open_with(&cfg, disk.env()).unwrap();
     let mut last = Lsn(0);
     for i in 0..5u8 {
         last = wal.append(&[i]).unwrap();
@@ -137,7 +126,7 @@ fn periodic_also_syncs_every_n_records() {
 fn none_never_makes_anything_durable() {
     let disk = Disk::new(MemFs::new());
     let cfg = config(SyncPolicy::None);
-    let wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+    let wal = Wal::open_with(&cfg, disk.env()).unwrap();
     for i in 0..10u8 {
         wal.append_sync(&[i; 10]).unwrap();
     }
@@ -183,7 +172,7 @@ proptest! {
         } else {
             cfg.wal.retention_logs_max = logs_max;
         }
-        let wal = Wal::open_with(&cfg, env(&disk)).unwrap();
+        let wal = Wal::open_with(&cfg, disk.env()).unwrap();
         let mut payloads = std::collections::BTreeMap::new();
         let mut truncated_below = 0u64;
         for s in &steps {

@@ -45,6 +45,17 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// A manager environment on this disk for both directories: a manual
+    /// clock and the manual driver.
+    pub fn env(&self) -> Env {
+        Env {
+            primary_fs: Arc::clone(&self.fs),
+            secondary_fs: Arc::clone(&self.fs),
+            clock: Arc::new(ManualClock::new()),
+            driver: Driver::Manual,
+        }
+    }
+
     pub fn new(mem: MemFs) -> Disk {
         let errors = ErrorFs::new(mem.clone());
         let injector = errors.injector().clone();

@@ -35,12 +35,9 @@ pub(crate) fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<(), Failure> {
         }
     }
     let mut failed = false;
-    let mut progress = ByteProgress::new("dump", logs.iter().map(LogicalLog::size).sum());
-    let mut done = 0;
+    let mut progress = ByteProgress::new("dump", &logs);
     for log in &logs {
-        let sizes: Vec<u64> = log.segments.iter().map(|s| s.size).collect();
-        progress.start_log(&sizes, done);
-        done += log.size();
+        progress.start_log(log);
         let dumped = dump_log(&target, log, args.format, out, &mut progress);
         progress.finish();
         if let Err(e) = dumped {

@@ -59,30 +59,35 @@ pub(crate) struct ByteProgress {
     base: u64,
     /// Sizes of the current log's segments before each position.
     before_segment: Vec<u64>,
+    /// The size of the current log.
+    current_log_size: u64,
     last_draw: std::time::Instant,
 }
 
 impl ByteProgress {
-    /// Progress of `what` through `total` bytes.
-    pub(crate) fn new(what: &'static str, total: u64) -> ByteProgress {
+    /// Progress of `what` through the bytes of `logs`.
+    pub(crate) fn new(what: &'static str, logs: &[wal_manager::LogicalLog]) -> ByteProgress {
         ByteProgress {
             line: Progress::new(),
             what,
-            total,
+            total: logs.iter().map(wal_manager::LogicalLog::size).sum(),
             base: 0,
             before_segment: Vec::new(),
+            current_log_size: 0,
             last_draw: std::time::Instant::now(),
         }
     }
 
-    /// Starts a log whose segments have these sizes.
-    pub(crate) fn start_log(&mut self, segment_sizes: &[u64], done_before: u64) {
-        self.base = done_before;
-        self.before_segment = segment_sizes
+    /// Starts the next of the logs (in the order given to `new`).
+    pub(crate) fn start_log(&mut self, log: &wal_manager::LogicalLog) {
+        self.base += self.current_log_size;
+        self.current_log_size = log.size();
+        self.before_segment = log
+            .segments
             .iter()
             .scan(0, |acc, s| {
                 let before = *acc;
-                *acc += s;
+                *acc += s.size;
                 Some(before)
             })
             .collect();

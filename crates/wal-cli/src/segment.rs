@@ -2,28 +2,9 @@
 //! segments the logical reader did not reach (it stops at the first error of
 //! a log), so that `verify` can still say what each one holds.
 
-use std::io::{self, Read};
-
-use wal_fs::{File, Fs};
+use wal_fs::Fs;
 use wal_manager::{LogNum, Lsn, Segment, decode_envelope};
 use wal_record::{End, LogReader};
-
-/// A `wal_fs::File` read from the start as a stream.
-struct FileSource {
-    file: Box<dyn File>,
-    pos: u64,
-}
-
-impl Read for FileSource {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .file
-            .read_at(buf, self.pos)
-            .map_err(|e| io::Error::new(e.kind(), e))?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
 
 /// How a segment read on its own ends.
 #[derive(Debug)]
@@ -69,7 +50,7 @@ pub(crate) fn check_alone(
             return report;
         }
     };
-    let mut reader = LogReader::new(FileSource { file, pos: 0 }, log.header_bits())
+    let mut reader = LogReader::new(wal_fs::FileReader::new(file), log.header_bits())
         .with_record_size_max(stored_record_size_max);
     loop {
         match reader.next_record() {

@@ -46,12 +46,9 @@ pub(crate) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Failure>
         return Ok(());
     }
     let (mut bad, mut segments, mut records) = (0usize, 0usize, 0u64);
-    let mut progress = ByteProgress::new("verify", logs.iter().map(LogicalLog::size).sum());
-    let mut done = 0;
+    let mut progress = ByteProgress::new("verify", &logs);
     for log in &logs {
-        let sizes: Vec<u64> = log.segments.iter().map(|s| s.size).collect();
-        progress.start_log(&sizes, done);
-        done += log.size();
+        progress.start_log(log);
         let outcome = read_log(&target, log, &mut progress);
         progress.finish();
         write_log(&target, log, &outcome, out)?;

@@ -68,6 +68,7 @@ mod latency;
 mod mem;
 mod nosync;
 mod os;
+mod read;
 mod rng;
 
 pub use error::{Error, Op, Result};
@@ -81,6 +82,7 @@ pub use mem::{
 };
 pub use nosync::NoSyncFs;
 pub use os::{LOCK_FILE_NAME, OsFs};
+pub use read::FileReader;
 pub use rng::SplitMix64;
 
 use std::fmt::Debug;

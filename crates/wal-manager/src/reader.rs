@@ -31,8 +31,9 @@
 //! records and was lost shows up as row 3 (unless it was the last). The
 //! table is [`READER_RULES`]; a test walks it.
 
-use std::io::{self, Read};
 use std::path::PathBuf;
+
+use wal_fs::FileReader;
 
 use wal_record::{End, LogReader};
 
@@ -169,33 +170,6 @@ pub enum LogEnd {
     },
 }
 
-/// Reads a file through [`wal_fs::File::read_at`] as a stream.
-pub(crate) struct SegmentSource {
-    file: Box<dyn wal_fs::File>,
-    pos: u64,
-}
-
-impl SegmentSource {
-    pub(crate) fn new(file: Box<dyn wal_fs::File>) -> SegmentSource {
-        SegmentSource { file, pos: 0 }
-    }
-
-    fn at(file: Box<dyn wal_fs::File>, pos: u64) -> SegmentSource {
-        SegmentSource { file, pos }
-    }
-}
-
-impl Read for SegmentSource {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .file
-            .read_at(buf, self.pos)
-            .map_err(|e| io::Error::new(e.kind(), e))?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 /// Reads the records of one logical log in LSN order, exactly once each.
 pub struct LogicalReader {
     log: LogNum,
@@ -203,7 +177,7 @@ pub struct LogicalReader {
     segments: Vec<Segment>,
     /// Index in `segments` of the segment `current` reads.
     current_index: usize,
-    current: Option<LogReader<SegmentSource>>,
+    current: Option<LogReader<FileReader>>,
     /// Where the first segment opened starts reading (a resume point).
     start_offset: u64,
     last: Option<Lsn>,
@@ -360,7 +334,7 @@ impl LogicalReader {
             let block_start = start - start % wal_record::BLOCK_SIZE as u64;
             self.current = Some(
                 LogReader::starting_at(
-                    SegmentSource::at(file, block_start),
+                    FileReader::at(file, block_start),
                     self.log.header_bits(),
                     start,
                 )

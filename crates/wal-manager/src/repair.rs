@@ -178,7 +178,7 @@ fn read_segment(
     let fs = &dirs.get(segment.dir).fs;
     let file = fs.open(&segment.path)?;
     let len = file.size()?;
-    let mut reader = LogReader::new(crate::reader::SegmentSource::new(file), log.header_bits());
+    let mut reader = LogReader::new(wal_fs::FileReader::new(file), log.header_bits());
     loop {
         match reader.next_record() {
             Ok(Some(_)) => {}
