@@ -15,7 +15,8 @@
 //! default: run until killed).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,25 +24,56 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use wal_manager::{Config, Wal};
 
+/// What to serve.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The port (0: any free port).
+    pub port: u16,
+    /// The primary directory (default: a temporary one).
+    pub primary: Option<PathBuf>,
+    /// The secondary directory (default: a temporary one).
+    pub secondary: Option<PathBuf>,
+    /// Stop after this many seconds (default: never).
+    pub serve_secs: Option<u64>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut port = 0u16;
-    let mut primary = None;
-    let mut secondary = None;
-    let mut serve_secs = None;
+    let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--port" => port = value()?.parse()?,
-            "--primary" => primary = Some(value()?),
-            "--secondary" => secondary = Some(value()?),
-            "--serve-secs" => serve_secs = Some(value()?.parse::<u64>()?),
+            "--port" => options.port = value()?.parse()?,
+            "--primary" => options.primary = Some(value()?.into()),
+            "--secondary" => options.secondary = Some(value()?.into()),
+            "--serve-secs" => options.serve_secs = Some(value()?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
+    serve(&options, |addr| {
+        println!("listening on http://{addr}/metrics");
+        let _ = std::io::stdout().flush();
+    })
+}
+
+/// Opens the WAL, runs the workload, and answers `GET /metrics` until
+/// `serve_secs` have passed; calls `listening` with the bound address first.
+///
+/// # Errors
+/// The WAL, the recorder or the socket fail.
+pub fn serve(
+    options: &Options,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<(), Box<dyn std::error::Error>> {
     let scratch = tempfile::tempdir()?;
-    let primary = primary.map_or_else(|| scratch.path().join("primary"), Into::into);
-    let secondary = secondary.map_or_else(|| scratch.path().join("secondary"), Into::into);
+    let primary = options
+        .primary
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("primary"));
+    let secondary = options
+        .secondary
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("secondary"));
 
     let handle = PrometheusBuilder::new().install_recorder()?;
     wal_manager::metrics::describe();
@@ -64,12 +96,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let listener = TcpListener::bind(("127.0.0.1", port))?;
+    let listener = TcpListener::bind(("127.0.0.1", options.port))?;
     listener.set_nonblocking(true)?;
-    println!("listening on http://{}/metrics", listener.local_addr()?);
-    std::io::stdout().flush()?;
+    listening(listener.local_addr()?);
     let start = Instant::now();
-    while serve_secs.is_none_or(|s| start.elapsed() < Duration::from_secs(s)) {
+    while options
+        .serve_secs
+        .is_none_or(|s| start.elapsed() < Duration::from_secs(s))
+    {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

@@ -1,34 +1,14 @@
 //! The metrics example serves every documented metric name in Prometheus
-//! text format: this test runs it and scrapes it over HTTP.
+//! text format: this test runs the example's own server (its source is
+//! included below) and scrapes it over HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../examples/metrics_exporter.rs"]
+#[allow(dead_code)] // the example's `main` is not used here
+mod example;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The example's binary. `cargo test --all-targets` builds examples only as
-/// test harnesses, so build the program itself here, with the test profile:
-/// every dependency is already compiled for it, only the example is new.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--profile",
-            "test",
-            "--example",
-            "metrics_exporter",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the example failed");
-    let path = profile_dir.join("examples").join("metrics_exporter");
-    assert!(path.exists(), "{} not found", path.display());
-    path
-}
 
 fn scrape(addr: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -44,21 +24,19 @@ fn scrape(addr: &str) -> String {
 
 #[test]
 fn the_metrics_example_serves_every_documented_name() {
-    let mut child = Command::new(example_binary())
-        .args(["--port", "0", "--serve-secs", "60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|s| s.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The server stops on its own; the test does not wait for it.
+    std::thread::spawn(move || {
+        let options = example::Options {
+            serve_secs: Some(60),
+            ..example::Options::default()
+        };
+        example::serve(&options, |addr| tx.send(addr).unwrap()).unwrap();
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the example started listening")
+        .to_string();
     // Wait until the workload has appended and synced something.
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
@@ -71,8 +49,6 @@ fn the_metrics_example_serves_every_documented_name() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let _ = child.kill();
-    let _ = child.wait();
     for name in wal_manager::metrics::NAMES {
         assert!(
             body.lines().any(|l| l.starts_with(name)),
