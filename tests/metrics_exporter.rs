@@ -3,7 +3,9 @@
 //! included below) and scrapes it over HTTP.
 
 #[path = "../examples/metrics_exporter.rs"]
-#[allow(dead_code)] // the example's `main` is not used here
+// The example's `main` is not used here, and its `pub` items are public
+// only to the example.
+#[allow(dead_code, unreachable_pub)]
 mod example;
 
 use std::io::{Read, Write};
