@@ -11,6 +11,8 @@
 )]
 
 pub mod datadriven;
+pub mod durability;
 pub mod failover;
+pub mod fuzzing;
 pub mod records;
 pub mod segments;

@@ -1,0 +1,220 @@
+//! A real, kernel-level disk stall: the primary directory lives on a FUSE
+//! passthrough (`wal-stallfs`) whose writes and fsyncs the test parks in the
+//! kernel for seconds, exactly as a process waits on a disk that stopped
+//! answering. Eight threads append small records with sync throughout.
+//!
+//! * Through the failover manager (background monitor and prober, default
+//!   thresholds: 100 ms unhealthy threshold, 100 ms sampling), the log
+//!   switches to the secondary (a plain directory) and no append waits
+//!   longer than 1 s, far below the stall; every acknowledged record is read
+//!   back exactly once, in order.
+//! * Through the standalone manager on the same mount, some append waits for
+//!   (nearly) the whole stall: that is what failover buys.
+//!
+//! Only `Write` and `Fsync` are stalled: a parked `Create` or `FsyncDir`
+//! would hold the kernel's lock on the directory (see `wal-stallfs`).
+//! Without `/dev/fuse` (or the right to mount) the test prints `SKIPPED`
+//! and returns, unless `WAL_STALLFS_REQUIRE_FUSE=1` (set by `.ci/run` when
+//! it can mount) makes that a failure. `DISK_STALL_MS=<n>` changes the
+//! stall (3000 ms by default).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use support::durability::{env_u64, parse_payload, payload, read_all};
+use wal_fs::OsFs;
+use wal_manager::{Config, Driver, Env, LogNum, Manager, ManualClock};
+use wal_stallfs::{Op, StallControl, mount_or_skip};
+
+const WRITERS: u64 = 8;
+const RECORD_LEN: usize = 64;
+/// Synced appends before the stall.
+const BEFORE_STALL: Duration = Duration::from_secs(1);
+/// Synced appends after the release.
+const AFTER_STALL: Duration = Duration::from_secs(1);
+const STALL_DEFAULT_MS: u64 = 3000;
+/// The longest any append may wait through the failover manager: generous
+/// for a loaded machine (detection takes one to two 100 ms samples, then a
+/// segment is created on the secondary and the queue replayed), and still
+/// far below the stall.
+const FAILOVER_LATENCY_MAX: Duration = Duration::from_secs(1);
+/// Through the standalone manager, some append must wait at least this
+/// share of the stall.
+const STANDALONE_STALL_SHARE_MIN: f64 = 0.8;
+
+#[test]
+fn failover_rides_out_a_real_disk_stall_that_blocks_the_standalone_manager() {
+    let backing = tempfile::tempdir().unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let secondary = tempfile::tempdir().unwrap();
+    let Some(mounted) = mount_or_skip(backing.path(), mnt.path()) else {
+        return;
+    };
+    let control = mounted.control();
+    let stall = Duration::from_millis(env_u64("DISK_STALL_MS").unwrap_or(STALL_DEFAULT_MS));
+
+    let failover_config = Config::failover(
+        mounted.mountpoint().join("failover"),
+        secondary.path().join("wal"),
+    );
+    let failover = run(&failover_config, &control, stall);
+    failover.print("failover  ");
+
+    let standalone_config = Config::standalone(mounted.mountpoint().join("standalone"));
+    let standalone = run(&standalone_config, &control, stall);
+    standalone.print("standalone");
+
+    assert!(
+        failover.switches >= 1,
+        "the failover manager never left the stalled primary"
+    );
+    assert!(
+        failover.max <= FAILOVER_LATENCY_MAX,
+        "an append waited {:?} through the failover manager (bound {FAILOVER_LATENCY_MAX:?}, stall {stall:?})",
+        failover.max
+    );
+    assert!(
+        standalone.max.as_secs_f64() >= STANDALONE_STALL_SHARE_MIN * stall.as_secs_f64(),
+        "the standalone manager's longest append ({:?}) should have waited for most of the {stall:?} stall",
+        standalone.max
+    );
+    drop(mounted);
+}
+
+/// What one run measured.
+struct Outcome {
+    appends: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    switches: u64,
+}
+
+impl Outcome {
+    fn print(&self, name: &str) {
+        eprintln!(
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches",
+            self.appends,
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.max),
+            self.switches
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Eight synced writers for `BEFORE_STALL + stall + AFTER_STALL`, with the
+/// mount's writes and fsyncs stalled in the middle; then everything
+/// acknowledged is read back.
+fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
+    let manager = Manager::open(config).unwrap();
+    let writer = Arc::new(manager.create(LogNum(1)).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    // (lsn, tag, latency) of every acknowledged append.
+    let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (writer, done, acked) =
+                (Arc::clone(&writer), Arc::clone(&done), Arc::clone(&acked));
+            std::thread::spawn(move || {
+                let mut counter = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let tag = (t << 32) | counter;
+                    let record = payload(tag, 0, RECORD_LEN);
+                    let started = Instant::now();
+                    let lsn = writer.append_sync(&record).unwrap();
+                    let latency = started.elapsed();
+                    acked.lock().push((lsn.0, tag, latency));
+                    counter += 1;
+                }
+            })
+        })
+        .collect();
+
+    std::thread::sleep(BEFORE_STALL);
+    control.stall(Op::Write | Op::Fsync);
+    assert!(
+        control.wait_parked(1, Duration::from_secs(10)),
+        "no write or fsync reached the stalled mount"
+    );
+    std::thread::sleep(stall);
+    control.release();
+    std::thread::sleep(AFTER_STALL);
+    done.store(true, Ordering::Release);
+    // A writer stuck for good (a bug) fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for t in threads {
+        while !t.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "a writer never returned from append_sync after the release"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t.join().unwrap();
+    }
+    let switches = manager.stats().failover.map_or(0, |f| f.switches);
+    writer.close().unwrap();
+    drop(writer);
+    manager.close().unwrap();
+
+    let acked = std::mem::take(&mut *acked.lock());
+    check_read_back(config, &acked);
+    let mut latencies: Vec<Duration> = acked.iter().map(|a| a.2).collect();
+    latencies.sort_unstable();
+    let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
+    Outcome {
+        appends: latencies.len(),
+        p50: at(50),
+        p99: at(99),
+        max: *latencies.last().unwrap(),
+        switches,
+    }
+}
+
+/// Reopens the directories and checks that every acknowledged record is
+/// there exactly once, in order, and nothing else.
+fn check_read_back(config: &Config, acked: &[(u64, u64, Duration)]) {
+    let fs: Arc<dyn wal_fs::Fs> = Arc::new(OsFs::new());
+    let env = Env {
+        primary_fs: Arc::clone(&fs),
+        secondary_fs: fs,
+        clock: Arc::new(ManualClock::new()),
+        driver: Driver::Manual,
+    };
+    let manager = Manager::open_with(config, env).unwrap();
+    let recovered = read_all(&manager).unwrap_or_else(|e| panic!("{e}"));
+    let read: BTreeMap<u64, u64> = recovered
+        .records
+        .iter()
+        .map(|r| {
+            let (tag, _) = parse_payload(&r.payload)
+                .unwrap_or_else(|| panic!("LSN {} holds bytes never written", r.lsn));
+            (r.lsn.0, tag)
+        })
+        .collect();
+    assert_eq!(
+        read.len(),
+        recovered.records.len(),
+        "each record exactly once"
+    );
+    // A clean close made everything durable: what was read is exactly what
+    // was acknowledged.
+    let want: BTreeMap<u64, u64> = acked.iter().map(|&(l, t, _)| (l, t)).collect();
+    assert_eq!(want.len(), acked.len(), "no LSN acknowledged twice");
+    assert_eq!(
+        read, want,
+        "every acknowledged record is read back, in order, and nothing else:\n{}",
+        recovered.summary
+    );
+    manager.close().unwrap();
+}
