@@ -35,6 +35,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -58,18 +59,6 @@ const CONCURRENT_SEEDS_DEFAULT: u64 = 16;
 const OP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Operations kept for the failure message.
 const HISTORY_LEN_MAX: usize = 80;
-/// BUG (see `lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted`):
-/// recovery takes the next LSN from the newest log that has records and
-/// reads the LSN floor only when no log has any, so when an older obsolete
-/// log outlives newer deleted ones (the workload deletes obsolete files in
-/// parts, as a power cut during `delete_obsolete` can), LSNs acknowledged in
-/// the deleted logs are assigned again. While this is true, the random
-/// tests require `next_lsn()` to be above the acknowledged LSNs of live logs
-/// only (and above everything read back); set it to false once the bug is
-/// fixed (with it false, `CRASH_SEEDS=1000` fails at standalone seed 496 and
-/// failover seed 500).
-const KNOWN_BUG_LSN_FLOOR_IGNORED_WHEN_A_LOG_HAS_RECORDS: bool = true;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Standalone,
@@ -132,10 +121,10 @@ fn concurrent_writers_lose_nothing_acknowledged_before_the_image() {
 /// `delete_obsolete` after logs 2 and 3 are gone but before log 1 is
 /// (removals reach the disk independently until the directory sync, so any
 /// subset can survive). A restart finds logs 1 and 4; it must not hand out
-/// LSNs 2 and 3 again: they were acknowledged, and `obsolete` wrote the floor
-/// for exactly this.
+/// LSNs 2 and 3 again: they were acknowledged. `obsolete` recorded in
+/// `WAL-STATE` that logs below 4 are gone for good and how high LSNs went,
+/// so the restart deletes what is left of log 1 and takes the floor.
 #[test]
-#[ignore = "BUG: recover_next_lsn ignores LSN-FLOOR when any log has records, so LSNs of deleted newer logs are reused"]
 fn lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted() {
     let mem = MemFs::new();
     let env = || Env {
@@ -164,13 +153,23 @@ fn lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted() {
 
     let env = Env {
         primary_fs: Arc::new(image.clone()),
-        secondary_fs: Arc::new(image),
+        secondary_fs: Arc::new(image.clone()),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
     };
+    assert!(
+        image
+            .read_file(&Path::new(PRIMARY).join("000001.log"))
+            .is_ok(),
+        "log 1 survived the interrupted deletion"
+    );
     let reopened = Manager::open_with(&config, env).unwrap();
     let logs: Vec<u64> = reopened.list().iter().map(|l| l.num.0).collect();
-    assert_eq!(logs, [1, 4], "log 1 survived the interrupted deletion");
+    assert_eq!(
+        logs,
+        [4],
+        "log 1 is known obsolete (WAL-STATE): deleted at open, not listed"
+    );
     assert_eq!(
         reopened.next_lsn(),
         Lsn(4),
@@ -188,7 +187,6 @@ fn lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted() {
 /// not segment 1. Log 1 was obsolete: nobody needs its records. The manager
 /// must still open, and no log may read as corrupt.
 #[test]
-#[ignore = "BUG: an obsolete log whose deletion a power cut interrupted can come back with a middle segment missing; it is listed as live and reads as MissingRecords (corruption), and open fails when it is the newest log with records"]
 fn an_interrupted_deletion_never_leaves_an_unreadable_log() {
     let disk = Disk::new(MemFs::new());
     let env = |disk: &Disk| Env {
@@ -943,20 +941,8 @@ impl World {
         }
         let next = manager.next_lsn().0;
         let read_max = recovered.max_lsn().map_or(0, |l| l.0);
-        // The highest acknowledged LSN whose log is still live; the LSN
-        // floor must also cover those of obsolete (deleted) logs.
-        let live_acked_max = self
-            .model
-            .appended
-            .range(..=self.model.acked_through)
-            .rev()
-            .find(|(_, e)| e.log >= self.model.obsolete_below)
-            .map_or(0, |(&l, _)| l);
-        let floor = if KNOWN_BUG_LSN_FLOOR_IGNORED_WHEN_A_LOG_HAS_RECORDS {
-            live_acked_max.max(read_max)
-        } else {
-            self.model.acked_through.max(read_max)
-        };
+        // Every LSN acknowledged, in live or deleted logs, or read back.
+        let floor = self.model.acked_through.max(read_max);
         if next <= floor {
             fail(format!(
                 "next_lsn() is {next}, not above LSN {floor} (acknowledged or read back)"

@@ -22,7 +22,7 @@ directories like a manager does and fail if another manager holds them.
 
 A directory is taken for a WAL directory when it is empty (no logs) or holds
 a segment file (NNNNNN.log, NNNNNN-III.log) or a WAL metadata file (LOCK,
-LSN-FLOOR, WAL-IDENTITY, WAL-SECONDARY, probe-file). Anything else is
+WAL-STATE, WAL-IDENTITY, WAL-SECONDARY, probe-file). Anything else is
 refused, so that a mistyped path is never read, locked or written as a WAL.";
 
 /// The `wal` command line.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wal_fs::{Fs, LOCK_FILE_NAME, OsFs};
 use wal_manager::failover::prober::PROBE_FILE;
 use wal_manager::{
-    Config, Dirs, EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LSN_FLOOR_FILE, LogicalLog,
+    Config, Dirs, EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LogicalLog, STATE_FILE,
     parse_segment_file_name, scan,
 };
 
@@ -18,7 +18,7 @@ use crate::failure::Failure;
 /// The metadata files a WAL directory may hold besides segments.
 const METADATA_FILES: [&str; 5] = [
     LOCK_FILE_NAME,
-    LSN_FLOOR_FILE,
+    STATE_FILE,
     IDENTITY_FILE,
     EXPECTED_SECONDARY_FILE,
     PROBE_FILE,
@@ -187,8 +187,8 @@ mod tests {
             "000001.log",
             "000001-002.log",
             "LOCK",
-            "LSN-FLOOR",
-            "LSN-FLOOR.tmp",
+            "WAL-STATE",
+            "WAL-STATE.tmp",
             "WAL-IDENTITY",
             "WAL-SECONDARY",
             "probe-file",

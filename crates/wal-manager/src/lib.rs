@@ -48,7 +48,7 @@ pub use failover::prober::ProbeHandle;
 pub use failover::writer::{FailoverWriter, SegmentState, SegmentStatus};
 pub use log::{Dir, Dirs, LogicalLog, Segment, scan};
 pub use manager::{DeletableFile, Driver, Env, FailoverStats, Manager, Stats, Writer};
-pub use meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LSN_FLOOR_FILE};
+pub use meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, STATE_FILE};
 pub use naming::{
     parse_recycle_file_name, parse_segment_file_name, recycle_file_name, segment_file_name,
 };

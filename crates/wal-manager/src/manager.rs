@@ -461,8 +461,8 @@ pub(crate) struct CoreState {
     pub(crate) logs: Vec<LiveLog>,
     /// The log whose writer is open.
     pub(crate) open: Option<LogNum>,
-    /// The highest LSN floor made durable.
-    pub(crate) floor_written: Lsn,
+    /// The `WAL-STATE` last made durable (or read at open).
+    pub(crate) state_written: meta::WalState,
     pub(crate) recycler: Recycler,
     pub(crate) closed: bool,
 }
@@ -506,8 +506,12 @@ impl Core {
             dir.fs.create_dir_all(&dir.path)?;
             locks.push(dir.fs.lock(&dir.path)?);
         }
-        let logs = scan(&dirs)?;
-        let next_lsn = recover_next_lsn(&dirs, &logs, config)?;
+        let state = meta::read_state(&dirs)?;
+        let (gone, logs): (Vec<LogicalLog>, Vec<LogicalLog>) = scan(&dirs)?
+            .into_iter()
+            .partition(|l| l.num.0 < state.obsolete_below);
+        delete_leftovers(&dirs, &gone)?;
+        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor, config)?;
         let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
         tracing::info!(
             primary = %dirs.primary.path.display(),
@@ -532,7 +536,7 @@ impl Core {
                     })
                     .collect(),
                 open: None,
-                floor_written: Lsn(0),
+                state_written: state,
                 recycler,
                 closed: false,
             }),
@@ -649,15 +653,22 @@ impl Core {
         min_unflushed: LogNum,
         floor_dir: DirId,
     ) -> Result<Vec<DeletableFile>> {
-        // Persist the floor first: once the caller deletes these logs, the
-        // floor is all that remembers how high LSNs went.
-        let next = self.next_lsn();
-        let need_floor = self.state.lock().floor_written < next;
-        if need_floor {
+        // Make the decision durable first: once the caller deletes these
+        // logs, `WAL-STATE` is what says they are gone for good (a power
+        // cut may leave any subset of their files) and how high LSNs went.
+        let wanted = {
+            let st = self.state.lock();
+            // The open log stays live whatever the caller says.
+            let boundary = st.open.map_or(min_unflushed, |o| o.min(min_unflushed));
+            meta::WalState {
+                lsn_floor: st.state_written.lsn_floor.max(self.next_lsn()),
+                obsolete_below: st.state_written.obsolete_below.max(boundary.0),
+            }
+        };
+        if wanted != self.state.lock().state_written {
             let dir = self.dirs.get(floor_dir);
-            meta::write_floor(dir.fs.as_ref(), &dir.path, next)?;
-            let mut st = self.state.lock();
-            st.floor_written = st.floor_written.max(next);
+            meta::write_state(dir.fs.as_ref(), &dir.path, wanted)?;
+            self.state.lock().state_written = wanted;
         }
         let mut deletable = Vec::new();
         let mut to_recycle = Vec::new();
@@ -872,15 +883,40 @@ fn load_recycler(dir: &Dir, limit: usize) -> Result<Recycler> {
     Ok(recycler)
 }
 
+/// Deletes what a previous run left of logs it had declared obsolete.
+fn delete_leftovers(dirs: &Dirs, gone: &[LogicalLog]) -> Result<()> {
+    let mut touched = Vec::new();
+    for log in gone {
+        for s in &log.segments {
+            let dir = dirs.get(s.dir);
+            match dir.fs.remove(&s.path) {
+                Ok(()) => {
+                    tracing::info!(path = %s.path.display(), "deleted a leftover of an obsolete log");
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !touched.contains(&s.dir) {
+                touched.push(s.dir);
+            }
+        }
+    }
+    for id in touched {
+        let dir = dirs.get(id);
+        dir.fs.sync_dir(&dir.path)?;
+    }
+    Ok(())
+}
+
 /// The next LSN after a restart: one past the last record (user or system)
-/// of the newest log that has one; when no log has any, the LSN floor of
-/// either directory (the logs holding the highest LSNs were deleted). LSNs
-/// start at 1.
+/// of the newest live log that has one; when none has any, the LSN floor
+/// (the logs holding the highest LSNs were deleted). LSNs start at 1.
 ///
-/// The newest log decides even when an older log holds higher LSNs: that
-/// happens only after `truncate_after`, whose marker starts the newest log
-/// and deliberately rewinds the sequence.
-fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], config: &Config) -> Result<Lsn> {
+/// Only live logs count: obsolete ones (below `obsolete_below`) were deleted
+/// at open. The newest log decides even when an older live log holds higher
+/// LSNs: that happens only after `truncate_after`, whose marker starts the
+/// newest log and deliberately rewinds the sequence.
+fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], floor: Lsn, config: &Config) -> Result<Lsn> {
     for log in logs.iter().rev() {
         let mut reader = LogicalReader::new(log, dirs.clone()).with_record_size_max(
             config.writer.record_size_max.0 as usize + crate::envelope::LSN_PREFIX_SIZE,
@@ -890,9 +926,5 @@ fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], config: &Config) -> Result
             return Ok(last.next());
         }
     }
-    let mut next = Lsn(1);
-    for dir in dirs.iter() {
-        next = next.max(meta::read_floor(dir.fs.as_ref(), &dir.path)?);
-    }
-    Ok(next)
+    Ok(floor.max(Lsn(1)))
 }
