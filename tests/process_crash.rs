@@ -227,9 +227,9 @@ fn kill_and_check(mode: Mode, seed: u64) {
         "a thread of the child panicked before the kill:\n{child_stderr}"
     );
 
-    check_recovered(mode, &primary, &secondary, &reported);
+    let required = check_recovered(mode, &primary, &secondary, &reported);
     eprintln!(
-        "process_crash {} seed {seed}: killed after {} acknowledgements (asked for {kill_after}), logs below {} obsolete",
+        "process_crash {} seed {seed}: killed after {} acknowledgements (asked for {kill_after}), logs below {} obsolete, {required} acknowledgements checked",
         mode.name(),
         reported.acked.len(),
         reported.obsolete_below
@@ -238,7 +238,8 @@ fn kill_and_check(mode: Mode, seed: u64) {
 
 /// Reopens the directories in this process and checks them against what the
 /// child reported.
-fn check_recovered(mode: Mode, primary: &Path, secondary: &Path, reported: &Reported) {
+/// Returns how many acknowledgements had to be found.
+fn check_recovered(mode: Mode, primary: &Path, secondary: &Path, reported: &Reported) -> usize {
     let fs: Arc<dyn wal_fs::Fs> = Arc::new(OsFs::new());
     let env = Env {
         primary_fs: Arc::clone(&fs),
@@ -308,7 +309,10 @@ fn check_recovered(mode: Mode, primary: &Path, secondary: &Path, reported: &Repo
             tag & 0xffff_ffff
         );
     }
-    assert!(required > 0 || reported.acked.is_empty());
+    // `required` may be zero: the kill can land just after the rotator
+    // made every log that holds an acknowledgement obsolete (a log can live
+    // for 2 ms without one on a loaded machine). The LSN check below still
+    // holds then.
     if let Some((&max, _)) = reported.acked.last_key_value() {
         assert!(
             manager.next_lsn().0 > max,
@@ -317,6 +321,7 @@ fn check_recovered(mode: Mode, primary: &Path, secondary: &Path, reported: &Repo
         );
     }
     manager.close().unwrap();
+    required
 }
 
 /// Not a test of its own: the body of the child process of the two tests
