@@ -404,6 +404,12 @@ impl File for ErrorFile {
         self.inner.sync_data()
     }
 
+    /// Passed through without injection, so that upkeep a writer may or
+    /// may not do does not shift the "Nth write/sync" predicates.
+    fn prepare_ahead(&mut self) -> Result<()> {
+        self.inner.prepare_ahead()
+    }
+
     fn size(&self) -> Result<u64> {
         self.injector.check(Op::Size, &[self.inner.path()])?;
         self.inner.size()

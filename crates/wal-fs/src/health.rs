@@ -459,6 +459,11 @@ impl File for HealthFile {
         self.inner.sync_data()
     }
 
+    fn prepare_ahead(&mut self) -> Result<()> {
+        let _t = self.tracker.begin(Op::Write, Arc::clone(&self.path), None);
+        self.inner.prepare_ahead()
+    }
+
     fn size(&self) -> Result<u64> {
         let _t = self.begin(Op::Size, None);
         self.inner.size()

@@ -311,6 +311,13 @@ impl File for LatencyFile {
         self.inner.sync_data()
     }
 
+    fn prepare_ahead(&mut self) -> Result<()> {
+        // It writes and syncs: a stalled disk stalls it too.
+        self.control.gate(Op::Write, &[self.inner.path()]);
+        self.control.gate(Op::Sync, &[self.inner.path()]);
+        self.inner.prepare_ahead()
+    }
+
     fn size(&self) -> Result<u64> {
         self.control.gate(Op::Size, &[self.inner.path()]);
         self.inner.size()

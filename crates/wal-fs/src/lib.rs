@@ -22,7 +22,7 @@
 //!
 //! | type | what it is for |
 //! |---|---|
-//! | [`OsFs`] | a real directory: `std::fs`, `fdatasync`, `fallocate`, an `flock` directory lock |
+//! | [`OsFs`] | a real directory: `std::fs`, `fdatasync`, `fallocate`, an `flock` directory lock; files synced again and again are zero-filled ahead and cut back at close |
 //! | [`MemFs`] | tests: in memory, tracks durable vs unsynced bytes and entries; [`MemFs::crash_image`] simulates a power loss from a seed (the crash model is documented on [`MemFs`]) |
 //! | [`ErrorFs`] | injects errors ([`Fault`]: `ENOSPC`, `EIO`, ...) chosen by [`Rule`]s: operation kinds and paths ([`OpFilter`]), the Nth call, at most K times, after N bytes |
 //! | [`LatencyFs`] | holds selected operations until the test releases a [`Stall`], or delays them |
@@ -204,7 +204,21 @@ pub trait File: Send + Sync + Debug {
     /// durable and must not be assumed either way.
     fn sync_data(&mut self) -> Result<()>;
 
-    /// The file's current length in bytes.
+    /// Optional upkeep between writes of a log: prepares the space the next
+    /// writes will land in. [`OsFs`] zero-fills ahead of a file synced again
+    /// and again, so that later syncs have no metadata to commit (see
+    /// there). A log writer calls it when none of its writes or syncs is in
+    /// flight and nobody waits on it, and never when closing. The default
+    /// does nothing.
+    ///
+    /// # Errors
+    /// Syncing the prepared space failed: the disk is failing.
+    fn prepare_ahead(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The file's current length in bytes: what was written, never space
+    /// prepared ahead by [`File::prepare_ahead`].
     ///
     /// # Errors
     /// The disk fails.

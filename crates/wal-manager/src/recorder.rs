@@ -114,6 +114,13 @@ impl LogFile for RecordedFile {
         self.recorder.time(|| file.sync_data()).map_err(to_io)
     }
 
+    /// Timed like a write: a disk that stalls while the space ahead is
+    /// prepared must be noticed by the monitor too.
+    fn prepare_ahead(&mut self) -> io::Result<()> {
+        let file = &mut self.file;
+        self.recorder.time(|| file.prepare_ahead()).map_err(to_io)
+    }
+
     fn close(self) -> io::Result<()> {
         self.file.close().map_err(to_io)
     }
@@ -130,6 +137,10 @@ impl LogFile for PlainFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data().map_err(to_io)
+    }
+
+    fn prepare_ahead(&mut self) -> io::Result<()> {
+        self.0.prepare_ahead().map_err(to_io)
     }
 
     fn close(self) -> io::Result<()> {

@@ -182,7 +182,9 @@ impl StandaloneWriter {
         let counter = &self.core.next_lsn;
         let (lsns, end) = self
             .lw
-            .append_with(sync, |batch| {
+            // A synced batch raises its sync request in `wait_synced` below,
+            // which does the I/O itself or wakes the flush thread.
+            .append_with(false, |batch| {
                 // Under the writer's lock: LSN order is file order. Sizes
                 // were checked above, so no push can fail and leave a gap.
                 let lsns = Core::take_lsns(counter, payloads.len() as u64);
@@ -296,5 +298,104 @@ impl Drop for StandaloneWriter {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.core.writer_closed(self.log, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wal_fs::OsFs;
+
+    use crate::{Config, Env, LogEnd, LogNum, Manager};
+
+    /// Synced appends of `RECORD` bytes: more than `OsFs` needs before it
+    /// fills and more than the writer writes between two upkeep calls.
+    const SYNCED: usize = 24;
+    const RECORD: usize = 32 << 10;
+
+    fn record(i: usize) -> Vec<u8> {
+        let mut r = format!("record {i} ").into_bytes();
+        r.resize(RECORD, b'.');
+        r
+    }
+
+    /// Appends `SYNCED` records, then waits (at most 10 s: the fill runs on
+    /// the flush thread after the syncs) until the file on disk is longer
+    /// than what was written.
+    fn append_until_filled(w: &crate::Writer, path: &std::path::Path) {
+        const { assert!(SYNCED * RECORD > 2 * (256 << 10)) };
+        const { assert!(SYNCED > OsFs::ZERO_FILL_AFTER_SYNCS as usize) };
+        for i in 0..SYNCED {
+            w.append_sync(&record(i)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(path).unwrap().len() <= w.size() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never zero-filled ahead"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    fn os_manager(dir: &std::path::Path) -> Manager {
+        Manager::open_with(
+            &Config::standalone(dir),
+            Env::with_fs(Arc::new(OsFs::new())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_closed_log_on_a_zero_filled_file_reads_cleanly_and_is_cut_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = os_manager(dir.path());
+        let w = manager.create(LogNum(1)).unwrap();
+        let path = dir.path().join("000001.log");
+        append_until_filled(&w, &path);
+        let closed = w.close().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), closed, "cut back");
+        let mut r = manager.open_reader(LogNum(1)).unwrap();
+        let mut n = 0;
+        while let Some(rec) = r.next().unwrap() {
+            assert_eq!(rec.payload, record(n));
+            n += 1;
+        }
+        assert_eq!(n, SYNCED);
+        assert_eq!(r.end(), Some(&LogEnd::Clean));
+        drop(w);
+        manager.close().unwrap();
+    }
+
+    #[test]
+    fn an_unclosed_zero_filled_log_ends_with_a_torn_tail_after_every_synced_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = os_manager(dir.path());
+        let w = manager.create(LogNum(1)).unwrap();
+        let path = dir.path().join("000001.log");
+        append_until_filled(&w, &path);
+        // What a crash would leave: the file as it is now, zeros and all.
+        let image = std::fs::read(&path).unwrap();
+        assert!(image.len() as u64 > w.size(), "zero-filled ahead");
+        let mut r = wal_record::LogReader::new(&image[..], LogNum(1).header_bits());
+        let mut n = 0;
+        let end = loop {
+            match r.next_record() {
+                Ok(Some(rec)) => {
+                    let (_, _, payload) = crate::envelope::decode(rec.payload).unwrap();
+                    assert_eq!(payload, record(n));
+                    n += 1;
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        assert_eq!(n, SYNCED, "every synced record is there");
+        let e = end.expect("the zeros are not a clean end");
+        assert!(e.is_torn_tail(), "{e}");
+        w.close().unwrap();
+        drop(w);
+        manager.close().unwrap();
     }
 }
