@@ -187,7 +187,7 @@ impl Default for WriterConfig {
             format: FormatName(WireFormat::WalSync),
             min_sync_interval: HumanDuration(Duration::ZERO),
             record_size_max: HumanSize(64 << 20),
-            pending_bytes_max: HumanSize(8 << 20),
+            pending_bytes_max: HumanSize(1 << 20),
             recycle_logs_max: 4,
         }
     }
