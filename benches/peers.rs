@@ -345,13 +345,7 @@ fn run_synced(c: Contender, threads: usize, plan: &Plan) -> SyncedRun {
         measuring.store(false, Ordering::Relaxed);
         let secs = start.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
-        let mut total = 0;
-        let mut latency = HistogramSnapshot::default();
-        for h in handles {
-            let (n, hist) = h.join().expect("a writer thread panicked");
-            total += n;
-            latency.merge(&hist);
-        }
+        let (total, latency) = join_writers(handles);
         (total, latency, secs)
     });
     let note = log.note();
@@ -652,13 +646,7 @@ fn run_stall(kind: StallKind, plan: &Plan) -> StallRun {
         stall.release();
         thread::sleep(plan.stall_after);
         stop.store(true, Ordering::Relaxed);
-        let mut total = 0;
-        let mut latency = HistogramSnapshot::default();
-        for h in handles {
-            let (n, hist) = h.join().expect("a writer thread panicked");
-            total += n;
-            latency.merge(&hist);
-        }
+        let (total, latency) = join_writers(handles);
         (total, latency)
     });
     let switches = manager
@@ -973,4 +961,19 @@ fn main() {
     let _ = std::fs::remove_dir(
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("peers-{}", std::process::id())),
     );
+}
+
+/// Joins writer threads that each return their count of commits and their
+/// latency histogram; returns the total and the merged histogram.
+fn join_writers(
+    handles: Vec<thread::ScopedJoinHandle<'_, (u64, HistogramSnapshot)>>,
+) -> (u64, HistogramSnapshot) {
+    let mut total = 0;
+    let mut latency = HistogramSnapshot::default();
+    for h in handles {
+        let (n, hist) = h.join().expect("a writer thread panicked");
+        total += n;
+        latency.merge(&hist);
+    }
+    (total, latency)
 }

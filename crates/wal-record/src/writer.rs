@@ -1439,6 +1439,17 @@ mod tests {
         }
     }
 
+    /// Joins the appending threads, then closes the writer they shared.
+    fn join_and_close<F: LogFile>(handles: Vec<thread::JoinHandle<()>>, w: Arc<LogWriter<F>>) {
+        for h in handles {
+            h.join().unwrap();
+        }
+        let Ok(w) = Arc::try_unwrap(w) else {
+            panic!("writer still shared")
+        };
+        w.close().unwrap();
+    }
+
     fn options(log_num: u32) -> LogWriterOptions {
         LogWriterOptions {
             log_num,
@@ -1752,13 +1763,7 @@ mod tests {
                 })
             })
             .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        let Ok(w) = Arc::try_unwrap(w) else {
-            panic!("writer still shared")
-        };
-        w.close().unwrap();
+        join_and_close(handles, w);
         let seqs: Vec<u64> = read_all(&file.bytes(), 2)
             .iter()
             .map(|r| u64::from_le_bytes(r[..8].try_into().unwrap()))
@@ -1911,13 +1916,7 @@ mod tests {
                 })
             })
             .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        let Ok(w) = Arc::try_unwrap(w) else {
-            panic!("writer still shared")
-        };
-        w.close().unwrap();
+        join_and_close(handles, w);
         let mut next = vec![0u32; threads as usize];
         let records = read_all(&file.bytes(), 6);
         assert_eq!(records.len(), (threads * per_thread) as usize);
