@@ -33,12 +33,12 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 /// inside the file's length, so their `fdatasync` has no metadata to commit:
 /// no length change, no block allocation, no unwritten-extent conversion. On
 /// ext4 that makes a small write plus `fdatasync` ~1.5x cheaper on a quiet
-/// machine (~50 us against ~75 us, `benches/README.md`), and it keeps the
-/// sync off the journal thread and the end-io workers, which a busy machine
-/// may not schedule for milliseconds (measured: 3.8 ms per sync while two
-/// compilers ran, against 0.1 ms for overwrites). This is what recycling a
-/// log file gives for free; okaywal zero-fills its segments for the same
-/// reason.
+/// machine (48-63 us against 73-98 us: DESIGN.md, "Performance notes"), and
+/// it keeps the sync off the journal thread and the end-io workers, which a
+/// busy machine may not schedule for milliseconds (measured: 3.8 ms per sync
+/// while two compilers ran, against 0.1 ms for overwrites). This is what
+/// recycling a log file gives for free; okaywal zero-fills its segments for
+/// the same reason.
 ///
 /// While such a file is open its length on disk runs ahead of what was
 /// written ([`File::size`] still reports what was written), and after a

@@ -48,6 +48,12 @@
 //!  I/O owner: lock ► io_busy, take `buf`, note `end` ► unlock ► write(buf) ► sync ► lock ► synced = end, !io_busy ► wake waiters
 //! ```
 //!
+//! Between rounds the flush thread runs the file's upkeep,
+//! [`LogFile::prepare_ahead`] (zero fill ahead on `wal_fs::OsFs`): about
+//! every 256 KiB of synced data, before any pending sync, while waiters park
+//! rather than lead; never during close. So the upkeep is never part of a
+//! commit's own write or sync.
+//!
 //! Leading is off when a [`LogWriterOptions::on_sync`] callback is set (the
 //! callback then always runs on the flush thread, never on an appender that
 //! may hold its caller's locks: the failover writer relies on that) and when
