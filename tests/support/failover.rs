@@ -402,24 +402,25 @@ impl Harness {
         out
     }
 
-    /// Waits until no segment is being created, unless its creation is held
-    /// by a stall (then waits until it is parked).
+    /// Waits until no segment is being created or closed in the background,
+    /// unless that is held by a stall (then waits until it is parked).
     pub fn settle(&self) {
         let Some(Writer::Failover(w)) = self.writer.as_deref() else {
             return;
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            // A creation is settled when it finished, or when it is inside an
-            // operation on a stalled directory (parked there).
+            // A creation or a background close is settled when it
+            // finished, or when it is inside an operation on a stalled
+            // directory (parked there).
             let unsettled = w.segments().into_iter().find(|s| {
-                s.state == SegmentState::Creating
+                matches!(s.state, SegmentState::Creating | SegmentState::Closing)
                     && !(self.stalls.contains_key(dir_name(s.dir)) && s.op_running_for.is_some())
             });
             let Some(seg) = unsettled else { return };
             assert!(
                 Instant::now() < deadline,
-                "segment {} never got created",
+                "segment {} never got created or closed",
                 seg.path.display()
             );
             std::thread::sleep(Duration::from_millis(1));
@@ -638,6 +639,8 @@ impl Harness {
     }
 
     fn files(&self) -> String {
+        // Older segments close in the background: list them once closed.
+        self.settle();
         let mut out = String::new();
         for f in self.disk.mem.files() {
             let _ = writeln!(out, "{} {}", f.path.display(), f.len);
