@@ -81,28 +81,24 @@ fn replay(test: &'static str) -> impl Fn(u64) -> String {
 
 #[test]
 fn standalone_manager_keeps_every_acknowledged_record_through_power_loss() {
-    let seeds = seeds(SEEDS_DEFAULT, 1);
-    let started = Instant::now();
-    let mut totals = Totals::default();
-    for_each_seed(
-        seeds.iter().copied(),
-        replay("standalone_manager_keeps"),
-        |seed| totals.add(&World::run(Kind::Standalone, seed)),
-    );
-    totals.print("standalone", seeds.len(), started.elapsed());
+    power_loss_seeds(Kind::Standalone, "standalone", "standalone_manager_keeps");
 }
 
 #[test]
 fn failover_manager_keeps_every_acknowledged_record_through_power_loss() {
+    power_loss_seeds(Kind::Failover, "failover", "failover_manager_keeps");
+}
+
+/// Runs the power-loss workload on `kind` for every seed and prints the
+/// totals; `test` names the test for the replay command.
+fn power_loss_seeds(kind: Kind, name: &str, test: &'static str) {
     let seeds = seeds(SEEDS_DEFAULT, 1);
     let started = Instant::now();
     let mut totals = Totals::default();
-    for_each_seed(
-        seeds.iter().copied(),
-        replay("failover_manager_keeps"),
-        |seed| totals.add(&World::run(Kind::Failover, seed)),
-    );
-    totals.print("failover", seeds.len(), started.elapsed());
+    for_each_seed(seeds.iter().copied(), replay(test), |seed| {
+        totals.add(&World::run(kind, seed));
+    });
+    totals.print(name, seeds.len(), started.elapsed());
 }
 
 #[test]

@@ -26,9 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use support::durability::{env_u64, parse_payload, payload, read_all};
-use wal_fs::OsFs;
-use wal_manager::{Config, Driver, Env, LogNum, Manager, ManualClock};
+use support::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
+use wal_manager::{Config, LogNum, Manager};
 use wal_stallfs::{Op, StallControl, mount_or_skip};
 
 const WRITERS: u64 = 8;
@@ -184,13 +183,7 @@ fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
 /// Reopens the directories and checks that every acknowledged record is
 /// there exactly once, in order, and nothing else.
 fn check_read_back(config: &Config, acked: &[(u64, u64, Duration)]) {
-    let fs: Arc<dyn wal_fs::Fs> = Arc::new(OsFs::new());
-    let env = Env {
-        primary_fs: Arc::clone(&fs),
-        secondary_fs: fs,
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    };
+    let env = reopen_env();
     let manager = Manager::open_with(config, env).unwrap();
     let recovered = read_all(&manager).unwrap_or_else(|e| panic!("{e}"));
     let read: BTreeMap<u64, u64> = recovered

@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use support::durability::{env_u64, for_each_seed, parse_payload, payload, read_all};
-use wal_fs::{OsFs, SplitMix64};
-use wal_manager::{Config, Driver, Env, LogNum, Manager, ManualClock, Writer};
+use support::durability::{env_u64, for_each_seed, parse_payload, payload, read_all, reopen_env};
+use wal_fs::SplitMix64;
+use wal_manager::{Config, Env, LogNum, Manager, Writer};
 
 const MODE_ENV: &str = "FAILWAL_CRASH_CHILD_MODE";
 const SEED_ENV: &str = "FAILWAL_CRASH_CHILD_SEED";
@@ -237,16 +237,9 @@ fn kill_and_check(mode: Mode, seed: u64) {
 }
 
 /// Reopens the directories in this process and checks them against what the
-/// child reported.
-/// Returns how many acknowledgements had to be found.
+/// child reported. Returns how many acknowledgements had to be found.
 fn check_recovered(mode: Mode, primary: &Path, secondary: &Path, reported: &Reported) -> usize {
-    let fs: Arc<dyn wal_fs::Fs> = Arc::new(OsFs::new());
-    let env = Env {
-        primary_fs: Arc::clone(&fs),
-        secondary_fs: fs,
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    };
+    let env = reopen_env();
     let config = mode.config(primary, secondary);
     let manager = Manager::open_with(&config, env)
         .unwrap_or_else(|e| panic!("reopening after the kill failed: {e}"));

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use wal_fs::SplitMix64;
-use wal_manager::{LogEnd, LogNum, Lsn, Manager, SegmentEnd};
+use wal_manager::{Driver, Env, LogEnd, LogNum, Lsn, Manager, ManualClock, SegmentEnd};
 
 /// The bytes of a self-describing payload's header: tag, epoch, length.
 pub const PAYLOAD_HEADER: usize = 16;
@@ -197,5 +197,16 @@ pub fn for_each_seed(
             );
             std::panic::resume_unwind(panic);
         }
+    }
+}
+
+/// The environment for reopening real directories after a run, to read
+/// them back: `OsFs` on both, a manual clock and driver (no background
+/// monitor or prober).
+pub fn reopen_env() -> Env {
+    Env {
+        clock: std::sync::Arc::new(ManualClock::new()),
+        driver: Driver::Manual,
+        ..Env::with_fs(std::sync::Arc::new(wal_fs::OsFs::new()))
     }
 }
