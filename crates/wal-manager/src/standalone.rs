@@ -231,7 +231,19 @@ impl StandaloneWriter {
             return Err(Error::Closed("the writer"));
         }
         let result = self.lw.close();
-        self.core.accumulate(&self.lw.metrics());
+        {
+            // Under the lock `stats` reads it through, so that the figures
+            // move from "current" to the totals at once, and are counted
+            // once (the writer lives on while this handle does).
+            let mut current = self.core.current.lock();
+            self.core.accumulate(&self.lw.metrics());
+            if current
+                .as_ref()
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.lw)))
+            {
+                *current = None;
+            }
+        }
         let size = self.lw.size();
         self.core.add_segment(
             self.log,
@@ -345,6 +357,25 @@ mod tests {
             Env::with_fs(Arc::new(OsFs::new())),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn stats_count_a_closed_writer_once_while_its_handle_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = os_manager(dir.path());
+        let w = m.create(LogNum(1)).unwrap();
+        for i in 0..3 {
+            w.append_sync(&record(i)).unwrap();
+        }
+        assert_eq!(m.stats().totals.records, 3, "while open");
+        w.close().unwrap();
+        let stats = m.stats();
+        assert_eq!(stats.totals.records, 3, "after close, handle alive");
+        assert_eq!(stats.totals.syncs, stats.totals.sync_latency.count);
+        assert!(stats.writer.is_none(), "no current writer after close");
+        drop(w);
+        assert_eq!(m.stats().totals.records, 3, "after the handle is gone");
+        m.close().unwrap();
     }
 
     #[test]
