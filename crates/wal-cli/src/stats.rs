@@ -70,7 +70,7 @@ pub(crate) fn write_text(
     )?;
     writeln!(
         out,
-        "waits for durability: {} ended spinning, {} parked",
+        "waits for durability: {} released while spinning, {} parked",
         t.waits_spun, t.waits_parked
     )?;
     if let Some(f) = &s.failover {

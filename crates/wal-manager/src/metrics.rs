@@ -16,7 +16,7 @@
 //! | `wal_fsync_latency_seconds` | summary | seconds | sync latency: `{quantile="0.5"\|"0.99"\|"0.999"\|"1"}`, `_sum`, `_count` |
 //! | `wal_write_latency_seconds` | summary | seconds | `write` latency, likewise |
 //! | `wal_sync_group_records` | summary | records | records made durable per sync (group commit), likewise |
-//! | `wal_sync_waits_total{outcome}` | counter | waits | waits for durability that ended spinning (`outcome="spun"`) or parked (`"parked"`) |
+//! | `wal_sync_waits_total{outcome}` | counter | waits | waits for durability released while spinning (`outcome="spun"`) or that parked at least once (`"parked"`) |
 //! | `wal_pending_bytes` | gauge | bytes | encoded bytes waiting for the flush thread |
 //! | `wal_unsynced_bytes` | gauge | bytes | bytes appended but not yet durable |
 //! | `wal_queue_records` | gauge | records | failover: records kept for replay until durable |
@@ -109,7 +109,7 @@ pub fn describe() {
     describe_counter!(
         "wal_sync_waits_total",
         Unit::Count,
-        "Waits for durability, by whether they ended spinning or parked."
+        "Waits for durability, released while spinning or parked at least once."
     );
     describe_gauge!(
         "wal_pending_bytes",

@@ -24,7 +24,8 @@
 //! one whose record is still not durable leads the next round with
 //! everything that accumulated meanwhile.
 //!
-//! Four refinements, each measured (`benches/README.md`):
+//! Four refinements, each measured (`benches/README.md` and DESIGN.md,
+//! "Performance notes"):
 //!
 //! * **Targeted wake-ups.** A waiter parks its own thread, registered with
 //!   the offset it needs; the I/O owner that ends a round wakes exactly the
@@ -50,12 +51,12 @@
 //!   it looks again under the lock and may lead. With every waiter
 //!   spinning, a leader finds no parked waiter to hand the next round to
 //!   and wakes the flush thread, which then runs the rounds back to back
-//!   while the spinners append and watch: the disk never waits for a
-//!   thread to be woken. On the 2-vCPU benchmark machine each `unpark`
-//!   cost the waker 4-9 µs, 13 of them per round; spinning took 16-thread
-//!   synced appends from ~70 k to ~105 k commits/s (twice the CPU time:
-//!   the price, bounded by the budget, and `spin_wait_max = 0` declines
-//!   it).
+//!   while the spinners append and watch: between rounds nobody waits for
+//!   a thread to be woken. On the 2-vCPU benchmark machine each `unpark`
+//!   cost the waker 4-9 µs, 13 of them per round; spinning raised the
+//!   16-thread ratio to okaywal, at the price of up to twice the CPU time
+//!   (figures in DESIGN.md, "Performance notes"; bounded by the budget,
+//!   and `spin_wait_max = 0` declines it).
 //!
 //! ```text
 //!  appender ──lock──► encode chunks into `buf` ──► (waits for durability?)
@@ -65,8 +66,8 @@
 //!
 //! Between rounds the flush thread runs the file's upkeep,
 //! [`LogFile::prepare_ahead`] (zero fill ahead on `wal_fs::OsFs`): about
-//! every 256 KiB of synced data, before any pending sync, while waiters park
-//! rather than lead; never during close. So the upkeep is never part of a
+//! every 256 KiB of synced data, before any pending sync, while waiters
+//! spin or park rather than lead; never during close. So the upkeep is never part of a
 //! commit's own write or sync.
 //!
 //! Leading is off when a [`LogWriterOptions::on_sync`] callback is set (the
@@ -290,8 +291,9 @@ pub struct LogWriterMetrics {
     /// Waits for durability that ended while the thread spun, without
     /// parking (see [`LogWriterOptions::spin_wait_max`]).
     pub waits_spun: u64,
-    /// Times a thread waiting for durability parked (after spinning, if
-    /// it spun).
+    /// Waits for durability that parked the thread at least once (after
+    /// spinning, if they spun). Waits that led their own round or found
+    /// their record durable under the lock are in neither count.
     pub waits_parked: u64,
 }
 
@@ -411,6 +413,9 @@ struct State {
     /// buffer: the waiters the last round released (each will likely append
     /// again) plus those still waiting. See `LogWriter::linger`.
     linger_for: u64,
+    /// Waiters spinning when the buffer was last taken (they wait for that
+    /// round or the next, and will likely append again).
+    spinners_at_take: u64,
     /// How long the last sync took.
     last_sync: Duration,
     /// Moving average of the sync time (weight 1/8 per sync), for the
@@ -457,7 +462,7 @@ impl State {
     /// waiters may lead and the file is idle, one still waiting, to lead the
     /// next round. Waking only these, rather than every waiter, avoids a
     /// storm of threads that would only go back to sleep.
-    fn take_wakeups(&mut self, leaders: bool, spinners: u64, out: &mut Vec<Thread>) {
+    fn take_wakeups(&mut self, leaders: bool, out: &mut Vec<Thread>) {
         let all = self.error.is_some() || self.flusher_done;
         let mut lead =
             leaders && !self.io_busy && !self.lingering && !self.closing && !self.prepare_due;
@@ -474,7 +479,7 @@ impl State {
         }
         // Every thread woken, spinning or still waiting will likely append
         // again.
-        self.linger_for = (out.len() - before + self.waiters.len()) as u64 + spinners;
+        self.linger_for = (out.len() - before + self.waiters.len()) as u64 + self.spinners_at_take;
     }
 
     fn taken(&self) -> u64 {
@@ -712,6 +717,7 @@ impl<F: LogFile> LogWriter<F> {
                 next_ticket: 0,
                 records_taken: 0,
                 linger_for: 0,
+                spinners_at_take: 0,
                 last_sync: Duration::ZERO,
                 sync_avg: Duration::ZERO,
                 lingering: false,
@@ -859,6 +865,7 @@ impl<F: LogFile> LogWriter<F> {
         // Until when this call may spin rather than park: decided the first
         // time it would park.
         let mut spin_until: Option<Option<Instant>> = None;
+        let mut parked = false;
         let outcome = loop {
             if st.synced >= offset {
                 // A leader whose own record is durable leads again, a few
@@ -868,6 +875,7 @@ impl<F: LogFile> LogWriter<F> {
                 let lead_again = led > 0
                     && led < LEAD_ROUNDS_MAX
                     && !st.io_busy
+                    && !st.lingering
                     && !st.closing
                     && !st.prepare_due
                     && st.error.is_none()
@@ -938,7 +946,10 @@ impl<F: LogFile> LogWriter<F> {
             // `park` return at once, so no wake-up can be lost.
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            st.waits_parked += 1;
+            if !parked {
+                parked = true;
+                st.waits_parked += 1;
+            }
             st.waiters.push(Waiter {
                 ticket,
                 offset,
@@ -998,11 +1009,7 @@ impl<F: LogFile> LogWriter<F> {
             // Poisoned: buffered bytes will never be written.
             st.buf.clear();
         }
-        st.take_wakeups(
-            !may_lead_again,
-            shared.spinners.load(Ordering::Relaxed),
-            wake,
-        );
+        st.take_wakeups(!may_lead_again, wake);
         shared.progress.notify_all();
         // The flush thread may have work a leader does not do: unsynced
         // data past the threshold, a flush, a sync nobody waits for, close.
@@ -1276,6 +1283,7 @@ fn io_round<F: LogFile>(
     let end = st.offset;
     let records_at_end = st.records;
     st.records_taken = records_at_end;
+    st.spinners_at_take = shared.spinners.load(Ordering::Relaxed);
     debug_assert_eq!(end - data.len() as u64, st.written);
     let work_start = Instant::now();
 
@@ -1468,11 +1476,7 @@ fn prepare_round<F: LogFile>(
 /// released while doing so.
 fn wake_parked(shared: &Shared, st: &mut MutexGuard<'_, State>) {
     let mut wake = Vec::new();
-    st.take_wakeups(
-        shared.fixed.leaders,
-        shared.spinners.load(Ordering::Relaxed),
-        &mut wake,
-    );
+    st.take_wakeups(shared.fixed.leaders, &mut wake);
     if !wake.is_empty() {
         MutexGuard::unlocked(st, || {
             for t in wake {
