@@ -70,8 +70,8 @@ pub(crate) fn write_text(
     )?;
     writeln!(
         out,
-        "waits for durability: {} released while spinning, {} parked",
-        t.waits_spun, t.waits_parked
+        "waits for durability: {} released while spinning, {} parked; spinning backed off {} times",
+        t.waits_spun, t.waits_parked, t.spin_backoffs
     )?;
     if let Some(f) = &s.failover {
         writeln!(
@@ -113,6 +113,7 @@ fn to_json(kind: &str, s: &Stats) -> serde_json::Value {
         "records_per_sync_mean": s.totals.sync_group_records.mean(),
         "waits_spun": s.totals.waits_spun,
         "waits_parked": s.totals.waits_parked,
+        "spin_backoffs": s.totals.spin_backoffs,
         "failover": failover,
     })
 }

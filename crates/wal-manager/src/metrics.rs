@@ -237,6 +237,7 @@ pub(crate) fn merge(a: &mut LogWriterMetrics, b: &LogWriterMetrics) {
     a.sync_group_records.merge(&b.sync_group_records);
     a.waits_spun += b.waits_spun;
     a.waits_parked += b.waits_parked;
+    a.spin_backoffs += b.spin_backoffs;
     a.work_time += b.work_time;
     a.idle_time += b.idle_time;
 }

@@ -48,7 +48,11 @@
 //!   [`LogWriterOptions::spin_wait_max`] (default 500 µs): a slow disk is
 //!   waited for parked. A spinner is not a registered waiter, so nobody
 //!   spends a wake-up on it; when the file goes idle without releasing it,
-//!   it looks again under the lock and may lead. With every waiter
+//!   it looks again under the lock and may lead. A `sched_yield` that
+//!   kept the spinner off the CPU for over 200 µs means other work wants
+//!   the cores; a yielded thread then waits behind it while a woken
+//!   sleeper runs promptly, so waiters park without spinning for the next
+//!   100 ms. With every waiter
 //!   spinning, a leader finds no parked waiter to hand the next round to
 //!   and wakes the flush thread, which then runs the rounds back to back
 //!   while the spinners append and watch: between rounds nobody waits for
@@ -295,6 +299,9 @@ pub struct LogWriterMetrics {
     /// spinning, if they spun). Waits that led their own round or found
     /// their record durable under the lock are in neither count.
     pub waits_parked: u64,
+    /// Times a slow `sched_yield` (other work wanting the cores) turned
+    /// spinning off for a while.
+    pub spin_backoffs: u64,
 }
 
 /// Most rounds of I/O one call of [`LogWriter::wait_synced`] leads in a row
@@ -320,6 +327,26 @@ const SPIN_WAIT_MAX_DEFAULT: Duration = Duration::from_micros(500);
 /// A waiter spins for this many recent sync times at most: enough for the
 /// round in progress and the next one, which carries its record.
 const SPIN_SYNCS: u32 = 3;
+/// A `sched_yield` that kept a spinner off the CPU longer than this means
+/// other work wants the cores (a scheduler slice is ~1-3 ms; the writer's
+/// own spinners hand the CPU back within microseconds): spinning then only
+/// delays the spinners, because a yielded thread waits behind that work
+/// while a woken sleeper is run promptly. So all waiters park instead,
+/// for `SPIN_BACKOFF`.
+const SLOW_YIELD: Duration = Duration::from_micros(200);
+/// See `SLOW_YIELD`.
+const SPIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How a spell of spinning ended.
+enum Spun {
+    /// The offset is durable.
+    Released,
+    /// The file went idle, or the budget ran out: look again under the
+    /// lock.
+    LookAgain,
+    /// A yield was slow (see `SLOW_YIELD`): park.
+    Contended,
+}
 
 /// The default [`LogWriterOptions::pending_bytes_max`]: 1 MiB. An appender
 /// that runs far ahead of the file makes every write copy cold memory: with
@@ -421,6 +448,10 @@ struct State {
     /// Moving average of the sync time (weight 1/8 per sync), for the
     /// spinning budget.
     sync_avg: Duration,
+    /// Waiters park without spinning until then (see `SLOW_YIELD`).
+    spin_off_until: Option<Instant>,
+    /// Times spinning was turned off that way.
+    spin_backoffs: u64,
     /// A waiter is lingering before it leads (see `LogWriter::linger`):
     /// others park rather than lead or linger too.
     lingering: bool,
@@ -626,25 +657,32 @@ impl Shared {
 
     /// How long a waiter that would park may spin first, if at all (see
     /// the module docs).
-    fn spin_budget(&self, st: &State) -> Option<Duration> {
+    fn spin_budget(&self, st: &State, now: Instant) -> Option<Duration> {
         if !self.fixed.leaders || st.sync_avg.is_zero() {
+            return None;
+        }
+        if st.spin_off_until.is_some_and(|t| now < t) {
             return None;
         }
         let budget = st.sync_avg * SPIN_SYNCS;
         (budget <= self.fixed.spin_wait_max).then_some(budget)
     }
 
-    /// Spins, yielding the CPU, until `offset` is durable (true), or the
-    /// file went idle since `rounds` was read, or `until` (false).
-    fn spin(&self, offset: u64, rounds: u64, until: Instant) -> bool {
+    /// Spins, yielding the CPU, until `offset` is durable, the file went
+    /// idle since `rounds` was read, `until`, or a yield was slow.
+    fn spin(&self, offset: u64, rounds: u64, until: Instant) -> Spun {
         loop {
             if self.synced_pub.load(Ordering::Acquire) >= offset {
-                return true;
+                return Spun::Released;
             }
-            if self.rounds.load(Ordering::Acquire) != rounds || Instant::now() >= until {
-                return false;
+            let before = Instant::now();
+            if self.rounds.load(Ordering::Acquire) != rounds || before >= until {
+                return Spun::LookAgain;
             }
             thread::yield_now();
+            if before.elapsed() > SLOW_YIELD {
+                return Spun::Contended;
+            }
         }
     }
 }
@@ -720,6 +758,8 @@ impl<F: LogFile> LogWriter<F> {
                 spinners_at_take: 0,
                 last_sync: Duration::ZERO,
                 sync_avg: Duration::ZERO,
+                spin_off_until: None,
+                spin_backoffs: 0,
                 lingering: false,
                 prepared_at: 0,
                 prepare_due: false,
@@ -925,19 +965,25 @@ impl<F: LogFile> LogWriter<F> {
             // and more cheaply than a parked one is woken. A spinner that
             // is not released when the file goes idle looks again under
             // the lock (it may lead).
-            let until = *spin_until
-                .get_or_insert_with(|| shared.spin_budget(&st).map(|b| Instant::now() + b));
-            if let Some(until) = until.filter(|&t| Instant::now() < t) {
+            let now = Instant::now();
+            let until =
+                *spin_until.get_or_insert_with(|| shared.spin_budget(&st, now).map(|b| now + b));
+            if let Some(until) = until.filter(|&t| now < t) {
                 let rounds = shared.rounds.load(Ordering::Acquire);
                 shared.spinners.fetch_add(1, Ordering::Relaxed);
                 drop(st);
-                let released = shared.spin(offset, rounds, until);
+                let spun = shared.spin(offset, rounds, until);
                 shared.spinners.fetch_sub(1, Ordering::Relaxed);
-                if released {
+                if let Spun::Released = spun {
                     shared.waits_spun.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 st = shared.state.lock();
+                if let Spun::Contended = spun {
+                    spin_until = Some(None);
+                    st.spin_off_until = Some(Instant::now() + SPIN_BACKOFF);
+                    st.spin_backoffs += 1;
+                }
                 continue;
             }
             // Park until an I/O owner releases this waiter or asks it to
@@ -1097,6 +1143,7 @@ impl<F: LogFile> LogWriter<F> {
             unsynced_bytes: st.offset - st.synced,
             waits_spun: shared.waits_spun.load(Ordering::Relaxed),
             waits_parked: st.waits_parked,
+            spin_backoffs: st.spin_backoffs,
         }
     }
 
@@ -1952,35 +1999,52 @@ mod tests {
         }
     }
 
-    /// Runs `threads` x `each` synced appends on a [`SleepySync`] file and
-    /// returns the writer's figures.
+    /// Runs `threads` x `each` synced appends on a [`SleepySync`] file, in
+    /// up to `batches` batches, stopping after a batch in which some wait
+    /// was released while spinning; returns the writer's figures. With
+    /// `backed_off`, spinning starts out turned off for an hour, as after a
+    /// slow yield.
     fn synced_waits(
         sync: Duration,
         spin_wait_max: Duration,
-        threads: usize,
-        each: usize,
+        backed_off: bool,
+        batches: usize,
     ) -> LogWriterMetrics {
+        const THREADS: usize = 4;
+        const EACH: usize = 100;
         let options = LogWriterOptions {
             spin_wait_max,
             ..options(1)
         };
         let w = Arc::new(LogWriter::new(SleepySync(sync), options).unwrap());
-        let handles = (0..threads)
-            .map(|_| {
-                let w = Arc::clone(&w);
-                thread::spawn(move || {
-                    for _ in 0..each {
-                        w.append_sync(&[b"spin"]).unwrap();
-                    }
+        if backed_off {
+            w.shared.state.lock().spin_off_until = Some(Instant::now() + Duration::from_secs(3600));
+        }
+        let mut appended = 0;
+        for _ in 0..batches {
+            let handles = (0..THREADS)
+                .map(|_| {
+                    let w = Arc::clone(&w);
+                    thread::spawn(move || {
+                        for _ in 0..EACH {
+                            w.append_sync(&[b"spin"]).unwrap();
+                        }
+                    })
                 })
-            })
-            .collect::<Vec<_>>();
-        for h in handles {
-            h.join().unwrap();
+                .collect::<Vec<_>>();
+            for h in handles {
+                h.join().unwrap();
+            }
+            appended += THREADS * EACH;
+            // A slow yield on a busy machine turns spinning off for a
+            // while: then another batch.
+            if w.metrics().waits_spun > 0 {
+                break;
+            }
         }
         w.close().unwrap();
         let m = w.metrics();
-        assert_eq!(m.records, (threads * each) as u64);
+        assert_eq!(m.records, appended as u64);
         m
     }
 
@@ -1989,15 +2053,19 @@ mod tests {
         let fast = Duration::from_micros(50);
         // Syncs of ~50-150 us: three of them fit in 10 ms, so waiters that
         // find a round in progress spin, and most are released spinning.
-        let m = synced_waits(fast, Duration::from_millis(10), 4, 200);
+        let m = synced_waits(fast, Duration::from_millis(10), false, 50);
         assert!(m.waits_spun > 0, "nobody spun: {m:?}");
         // Spinning off: every wait that does not lead parks.
-        let m = synced_waits(fast, Duration::ZERO, 4, 200);
+        let m = synced_waits(fast, Duration::ZERO, false, 2);
+        assert_eq!(m.waits_spun, 0);
+        assert!(m.waits_parked > 0, "{m:?}");
+        // Backed off after a slow yield: likewise.
+        let m = synced_waits(fast, Duration::from_millis(10), true, 2);
         assert_eq!(m.waits_spun, 0);
         assert!(m.waits_parked > 0, "{m:?}");
         // 2 ms syncs: three of them exceed the default 500 us, so waiters
         // park at once.
-        let m = synced_waits(Duration::from_millis(2), SPIN_WAIT_MAX_DEFAULT, 4, 10);
+        let m = synced_waits(Duration::from_millis(2), SPIN_WAIT_MAX_DEFAULT, false, 1);
         assert_eq!(m.waits_spun, 0);
         assert!(m.waits_parked > 0, "{m:?}");
     }
