@@ -732,14 +732,18 @@ impl Wal {
             st.first_visible = st.first_visible.max(lsn);
             // A checkpoint whose following records are gone is stale.
             st.checkpoints.retain(|c| c.0.lsn.next() >= lsn);
-            // Logs wholly below `lsn` (a prefix) can go, except the log of
-            // the latest valid checkpoint (it may hold no record at all).
+            // Logs wholly below `lsn` (a prefix) can go, except the logs of
+            // the valid checkpoints (a checkpoint's log may hold no record
+            // at all). Not only the latest: a later `truncate_after` below
+            // it makes an earlier one the latest again. Valid checkpoints
+            // are at `lsn - 1` or later, so this keeps at most the marker
+            // logs between records `lsn - 1` and `lsn`.
             let mut keep_from = st
                 .logs
                 .iter()
                 .position(|l| !l.wholly_below(lsn))
                 .unwrap_or(st.logs.len());
-            if let Some((_, log)) = st.checkpoints.last() {
+            for (_, log) in &st.checkpoints {
                 if let Some(p) = st.logs.iter().position(|l| l.num == *log) {
                     keep_from = keep_from.min(p);
                 }
