@@ -223,7 +223,9 @@ pub struct LogWriterOptions {
     /// sync time, and only when that is within this limit, so a slow disk
     /// is waited for parked. Zero: always park. Waiters never spin when a
     /// sync callback or a minimum sync interval is set. Default: 500 µs.
-    /// See the module docs ("Spinning waiters").
+    /// See the module docs ("Spinning waiters"). Set zero for a writer
+    /// whose threads run at real-time priority: their yields never give
+    /// way to the kernel workers that complete a sync.
     pub spin_wait_max: Duration,
 }
 
