@@ -52,11 +52,10 @@
 //!   kept the spinner off the CPU for over 200 µs means other work wants
 //!   the cores; a yielded thread then waits behind it while a woken
 //!   sleeper runs promptly, so waiters park without spinning for the next
-//!   100 ms. With every waiter
-//!   spinning, a leader finds no parked waiter to hand the next round to
-//!   and wakes the flush thread, which then runs the rounds back to back
-//!   while the spinners append and watch: between rounds nobody waits for
-//!   a thread to be woken. On the 2-vCPU benchmark machine each `unpark`
+//!   100 ms. With every waiter spinning, a leader finds no parked waiter
+//!   to hand the next round to and wakes the flush thread, which then runs
+//!   the rounds back to back while the spinners append and watch: between
+//!   rounds nobody waits for a thread to be woken. On the 2-vCPU benchmark machine each `unpark`
 //!   cost the waker 4-9 µs, 13 of them per round; spinning raised the
 //!   16-thread ratio to okaywal, at the price of up to twice the CPU time
 //!   (figures in DESIGN.md, "Performance notes"; bounded by the budget,
@@ -71,8 +70,8 @@
 //! Between rounds the flush thread runs the file's upkeep,
 //! [`LogFile::prepare_ahead`] (zero fill ahead on `wal_fs::OsFs`): about
 //! every 256 KiB of synced data, before any pending sync, while waiters
-//! spin or park rather than lead; never during close. So the upkeep is never part of a
-//! commit's own write or sync.
+//! spin or park rather than lead; never during close. So the upkeep is
+//! never part of a commit's own write or sync.
 //!
 //! Leading is off when a [`LogWriterOptions::on_sync`] callback is set (the
 //! callback then always runs on the flush thread, never on an appender that
