@@ -36,10 +36,10 @@
 //! rayon) would add minutes to every `cargo test --all-targets`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -215,6 +215,10 @@ enum Contender {
     Failwal,
     /// `okaywal` 0.3: one entry per record, committed (its durable write).
     Okaywal,
+    /// The disk itself: `write` + `fdatasync` per record into a file whose
+    /// blocks were written (zeros) and synced beforehand, as a WAL's best
+    /// case; one thread only.
+    RawSync,
 }
 
 impl Contender {
@@ -222,6 +226,7 @@ impl Contender {
         match self {
             Contender::Failwal => "failwal",
             Contender::Okaywal => "okaywal",
+            Contender::RawSync => "write+fdatasync",
         }
     }
 
@@ -229,6 +234,7 @@ impl Contender {
         match self {
             Contender::Failwal => Box::new(FailwalLog::open(dir)),
             Contender::Okaywal => Box::new(OkaywalLog::open(dir)),
+            Contender::RawSync => Box::new(RawSyncLog::open(dir)),
         }
     }
 }
@@ -295,6 +301,46 @@ impl SyncedLog for OkaywalLog {
     fn finish(self: Box<Self>) {
         self.log.shutdown().expect("shut okaywal down");
     }
+}
+
+/// The raw-disk baseline: see [`Contender::RawSync`].
+struct RawSyncLog {
+    file: Mutex<(std::fs::File, u64)>,
+}
+
+impl RawSyncLog {
+    /// Bytes written and synced before the run; the appends wrap around
+    /// within them.
+    const PREFILL: u64 = 8 << 20;
+
+    fn open(dir: &Path) -> RawSyncLog {
+        let mut file = std::fs::File::create(dir.join("raw.dat")).expect("create a plain file");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..Self::PREFILL >> 20 {
+            file.write_all(&zeros).expect("prefill");
+        }
+        file.sync_all().expect("sync the prefill");
+        file.seek(SeekFrom::Start(0)).expect("rewind");
+        RawSyncLog {
+            file: Mutex::new((file, 0)),
+        }
+    }
+}
+
+impl SyncedLog for RawSyncLog {
+    fn append_sync(&self, record: &[u8]) {
+        let mut g = self.file.lock().expect("the raw file's lock");
+        let (file, pos) = &mut *g;
+        if *pos + record.len() as u64 > Self::PREFILL {
+            file.seek(SeekFrom::Start(0)).expect("wrap around");
+            *pos = 0;
+        }
+        file.write_all(record).expect("write");
+        file.sync_data().expect("fdatasync");
+        *pos += record.len() as u64;
+    }
+
+    fn finish(self: Box<Self>) {}
 }
 
 /// The outcome of one synced run.
@@ -368,6 +414,8 @@ struct SyncedCase {
     peer_latency: HistogramSnapshot,
     ours_commits: u64,
     peer_commits: u64,
+    /// The raw-disk baseline's commits/s per round (1 thread only).
+    raw: Vec<f64>,
 }
 
 fn synced_cases(plan: &Plan) -> Vec<SyncedCase> {
@@ -388,12 +436,19 @@ fn synced_cases(plan: &Plan) -> Vec<SyncedCase> {
             peer_latency: HistogramSnapshot::default(),
             ours_commits: 0,
             peer_commits: 0,
+            raw: Vec::new(),
         })
         .collect();
     for round in 0..plan.rounds {
         for case in &mut cases {
             let (mut ours, mut peer) = (0.0, 0.0);
-            for c in order(round, Contender::Failwal, Contender::Okaywal) {
+            // At one thread the raw-disk baseline runs too; the three take
+            // turns at each place in the order, as a pair alternates.
+            let mut contenders = order(round, Contender::Failwal, Contender::Okaywal).to_vec();
+            if case.threads == 1 {
+                contenders.insert(round % 3, Contender::RawSync);
+            }
+            for c in contenders {
                 let run = run_synced(c, case.threads, plan);
                 progress(&format!(
                     "round {round} sync{} {:8}: {:>9.0} commits/s, p99 {:.0} us{}",
@@ -403,14 +458,18 @@ fn synced_cases(plan: &Plan) -> Vec<SyncedCase> {
                     us(run.latency.quantile(0.99)),
                     run.note
                 ));
-                if c == Contender::Failwal {
-                    ours = run.per_sec();
-                    case.ours_commits += run.commits;
-                    case.ours_latency.merge(&run.latency);
-                } else {
-                    peer = run.per_sec();
-                    case.peer_commits += run.commits;
-                    case.peer_latency.merge(&run.latency);
+                match c {
+                    Contender::Failwal => {
+                        ours = run.per_sec();
+                        case.ours_commits += run.commits;
+                        case.ours_latency.merge(&run.latency);
+                    }
+                    Contender::Okaywal => {
+                        peer = run.per_sec();
+                        case.peer_commits += run.commits;
+                        case.peer_latency.merge(&run.latency);
+                    }
+                    Contender::RawSync => case.raw.push(run.per_sec()),
                 }
             }
             case.ours.push(ours);
@@ -861,6 +920,24 @@ fn main() {
         json.put(k_ratio, ratio);
         json.put(k_ours, ours);
         json.put(k_peer, peer);
+        if t == 1 && !c.raw.is_empty() {
+            // The disk itself, for both contenders.
+            let ratios = |xs: &[f64]| median(xs.iter().zip(&c.raw).map(|(x, r)| x / r).collect());
+            let (ours_vs_raw, peer_vs_raw) = (ratios(&c.ours), ratios(&c.peer));
+            let raw = median(c.raw.clone());
+            let _ = writeln!(
+                table,
+                "{:<34} {:>12.0}/s {:>12.0}/s {:>8.2} {:>22}",
+                "synced 128 B, 1 thr vs fdatasync",
+                ours,
+                raw,
+                ours_vs_raw,
+                format!("okaywal: {peer_vs_raw:.2}"),
+            );
+            json.put("sync1_raw_fdatasync_commits_per_s", raw);
+            json.put("sync1_ratio_vs_raw_fdatasync", ours_vs_raw);
+            json.put("sync1_okaywal_ratio_vs_raw_fdatasync", peer_vs_raw);
+        }
         if t == 16 {
             json.put("sync16_failwal_p99_us", us(c.ours_latency.quantile(0.99)));
             json.put("sync16_okaywal_p99_us", us(c.peer_latency.quantile(0.99)));
@@ -873,6 +950,10 @@ fn main() {
             assert!(
                 c.peer_commits > 0,
                 "okaywal committed nothing at {t} threads"
+            );
+            assert!(
+                t != 1 || c.raw.iter().all(|&r| r > 0.0),
+                "the raw write+fdatasync loop committed nothing"
             );
         }
     }
