@@ -49,7 +49,7 @@
 //!   waited for parked. A spinner is not a registered waiter, so nobody
 //!   spends a wake-up on it; when the file goes idle without releasing it,
 //!   it looks again under the lock and may lead. A `sched_yield` that
-//!   kept the spinner off the CPU for over 200 µs means other work wants
+//!   kept the spinner off the CPU for over 1 ms means other work wants
 //!   the cores; a yielded thread then waits behind it while a woken
 //!   sleeper runs promptly, so waiters park without spinning for the next
 //!   100 ms. With every waiter spinning, a leader finds no parked waiter
@@ -329,12 +329,16 @@ const SPIN_WAIT_MAX_DEFAULT: Duration = Duration::from_micros(500);
 /// round in progress and the next one, which carries its record.
 const SPIN_SYNCS: u32 = 3;
 /// A `sched_yield` that kept a spinner off the CPU longer than this means
-/// other work wants the cores (a scheduler slice is ~1-3 ms; the writer's
+/// other work wants the cores (a scheduler slice is 1.5-3 ms; the writer's
 /// own spinners hand the CPU back within microseconds): spinning then only
 /// delays the spinners, because a yielded thread waits behind that work
 /// while a woken sleeper is run promptly. So all waiters park instead,
-/// for `SPIN_BACKOFF`.
-const SLOW_YIELD: Duration = Duration::from_micros(200);
+/// for `SPIN_BACKOFF`. Not lower: on a virtual machine the kernel worker
+/// that kicks the disk for a sync can hold a vCPU for a few hundred
+/// microseconds (the kick is a VM exit); at 200 µs the back-off fired
+/// 50-100 times a second on an idle machine and cost 12-15% of the
+/// 16-thread throughput (`wal bench`, three alternated pairs).
+const SLOW_YIELD: Duration = Duration::from_millis(1);
 /// See `SLOW_YIELD`.
 const SPIN_BACKOFF: Duration = Duration::from_millis(100);
 
