@@ -334,8 +334,9 @@ const SPIN_SYNCS: u32 = 3;
 /// delays the spinners, because a yielded thread waits behind that work
 /// while a woken sleeper is run promptly. So all waiters park instead,
 /// for `SPIN_BACKOFF`. Not lower: on a virtual machine the kernel worker
-/// that kicks the disk for a sync can hold a vCPU for a few hundred
-/// microseconds (the kick is a VM exit); at 200 µs the back-off fired
+/// that kicks the disk for a sync holds a vCPU for 77 µs per run on
+/// average, more at times (`perf sched`; the kick is a VM exit), and the
+/// back-off is a guess about someone else's work; at 200 µs it fired
 /// 50-100 times a second on an idle machine and cost 12-15% of the
 /// 16-thread throughput (`wal bench`, three alternated pairs).
 const SLOW_YIELD: Duration = Duration::from_millis(1);
