@@ -4,13 +4,30 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use wal_fs::{Fs, LatencyFs, Op, OpFilter, OsFs};
 use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
+
+/// Held while a manager is open in this process, and while a `wal` child
+/// is being spawned. A child forked by one test thread gets a copy of every
+/// descriptor the process has open until it execs, the directory locks of
+/// managers other test threads hold included (`flock` locks belong to the
+/// open file description, so the copy keeps the lock after the manager
+/// closed its own): a test that closed its manager and at once ran `wal`
+/// on the same directory then saw it "locked by another WAL manager" (seen
+/// in CI, about 1 run in 20 under load). `Command::spawn` returns once the
+/// child has exec'd, which closes those copies (they are close-on-exec).
+static MANAGERS_VS_FORKS: Mutex<()> = Mutex::new(());
+
+pub(crate) fn no_forks() -> MutexGuard<'static, ()> {
+    MANAGERS_VS_FORKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
 
 /// What a run of `wal` did.
 #[derive(Debug)]
@@ -56,10 +73,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let output = Command::new(env!("CARGO_BIN_EXE_wal"))
-        .args(args)
-        .output()
-        .expect("the wal binary runs");
+    let child = {
+        let _no_managers = no_forks();
+        Command::new(env!("CARGO_BIN_EXE_wal"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the wal binary starts")
+    };
+    let output = child.wait_with_output().expect("the wal binary runs");
     Run {
         status: output.status.code().expect("exited, not killed"),
         stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
@@ -123,6 +147,7 @@ pub(crate) fn payload(i: u64, len: usize) -> Vec<u8> {
 /// Writes a standalone WAL in `dir`: `logs` logs of `per_log` records of
 /// `len` bytes, each appended with `append_sync`, closed cleanly.
 pub(crate) fn write_standalone(dir: &Path, logs: u64, per_log: u64, len: usize) {
+    let _no_forks = no_forks();
     let manager = Manager::open(&Config::standalone(dir)).unwrap();
     let mut i = 0;
     for log in 1..=logs {
@@ -160,6 +185,7 @@ pub(crate) fn write_synced_multi_block_log(dir: &Path) -> PathBuf {
 ///
 /// Records are 16-byte payloads (`payload(i, 16)`, i from 0).
 pub(crate) fn write_failover_with_duplicates(primary: &Path, secondary: &Path) {
+    let _no_forks = no_forks();
     let latency = LatencyFs::new(OsFs::new());
     let stalls = latency.control().clone();
     let fs: Arc<dyn Fs> = Arc::new(latency);
