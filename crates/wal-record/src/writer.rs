@@ -501,8 +501,7 @@ impl State {
     /// storm of threads that would only go back to sleep.
     fn take_wakeups(&mut self, leaders: bool, out: &mut Vec<Thread>) {
         let all = self.error.is_some() || self.flusher_done;
-        let mut lead =
-            leaders && !self.io_busy && !self.lingering && !self.closing && !self.prepare_due;
+        let mut lead = leaders && self.open_to_a_leader();
         let before = out.len();
         let mut i = 0;
         while i < self.waiters.len() {
@@ -517,6 +516,17 @@ impl State {
         // Every thread woken, spinning or still waiting will likely append
         // again.
         self.linger_for = (out.len() - before + self.waiters.len()) as u64 + self.spinners_at_take;
+    }
+
+    /// Whether a waiter may start a round now: the file is idle, nobody is
+    /// lingering before leading, and neither close nor the upkeep (both the
+    /// flush thread's) is due, and the writer has not failed.
+    fn open_to_a_leader(&self) -> bool {
+        !self.io_busy
+            && !self.lingering
+            && !self.closing
+            && !self.prepare_due
+            && self.error.is_none()
     }
 
     fn taken(&self) -> u64 {
@@ -920,11 +930,7 @@ impl<F: LogFile> LogWriter<F> {
                 // must first be scheduled (on a busy machine, milliseconds).
                 let lead_again = led > 0
                     && led < LEAD_ROUNDS_MAX
-                    && !st.io_busy
-                    && !st.lingering
-                    && !st.closing
-                    && !st.prepare_due
-                    && st.error.is_none()
+                    && st.open_to_a_leader()
                     && st.waiters.iter().any(|w| w.offset > st.synced);
                 if !lead_again {
                     break Ok(());
