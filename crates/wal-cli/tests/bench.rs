@@ -230,17 +230,11 @@ fn the_progress_line_is_drawn_on_a_terminal() {
         env!("CARGO_BIN_EXE_wal"),
         tmp.path().join("wal").display()
     );
-    let child = {
-        let _no_managers = support::no_forks();
-        std::process::Command::new(script)
-            .args(["-qec", &command, "/dev/null"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let output = child.wait_with_output().unwrap();
+    let output = support::output_of(std::process::Command::new(script).args([
+        "-qec",
+        &command,
+        "/dev/null",
+    ]));
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8_lossy(&output.stdout);
     let redraws = text.matches("\rwal bench: ").count();

@@ -23,7 +23,7 @@ use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
 /// child has exec'd, which closes those copies (they are close-on-exec).
 static MANAGERS_VS_FORKS: Mutex<()> = Mutex::new(());
 
-pub(crate) fn no_forks() -> MutexGuard<'static, ()> {
+fn no_forks() -> MutexGuard<'static, ()> {
     MANAGERS_VS_FORKS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -73,22 +73,28 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let child = {
-        let _no_managers = no_forks();
-        Command::new(env!("CARGO_BIN_EXE_wal"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the wal binary starts")
-    };
-    let output = child.wait_with_output().expect("the wal binary runs");
+    let output = output_of(Command::new(env!("CARGO_BIN_EXE_wal")).args(args));
     Run {
         status: output.status.code().expect("exited, not killed"),
         stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
     }
+}
+
+/// Runs `command` as `Command::output` does (no stdin, stdout and stderr
+/// captured), but forks only while no manager is open in this process (see
+/// `MANAGERS_VS_FORKS`).
+pub(crate) fn output_of(command: &mut Command) -> std::process::Output {
+    let child = {
+        let _no_managers = no_forks();
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the command starts")
+    };
+    child.wait_with_output().expect("the command runs")
 }
 
 /// `--primary P` (and `--secondary S`) as arguments.
