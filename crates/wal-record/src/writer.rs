@@ -960,15 +960,7 @@ impl<F: LogFile> LogWriter<F> {
                         continue;
                     }
                     self.lead(&mut st, &mut wake, led < LEAD_ROUNDS_MAX);
-                    if !wake.is_empty() {
-                        // Released waiters wake while the lock is free, so
-                        // that they can append again at once.
-                        MutexGuard::unlocked(&mut st, || {
-                            for t in wake.drain(..) {
-                                t.unpark();
-                            }
-                        });
-                    }
+                    unpark_unlocked(&mut st, &mut wake);
                     continue;
                 }
             }
@@ -1536,9 +1528,15 @@ fn prepare_round<F: LogFile>(
 fn wake_parked(shared: &Shared, st: &mut MutexGuard<'_, State>) {
     let mut wake = Vec::new();
     st.take_wakeups(shared.fixed.leaders, &mut wake);
+    unpark_unlocked(st, &mut wake);
+}
+
+/// Unparks (and empties) `wake` with the lock released, so that released
+/// waiters can append again at once.
+fn unpark_unlocked(st: &mut MutexGuard<'_, State>, wake: &mut Vec<Thread>) {
     if !wake.is_empty() {
         MutexGuard::unlocked(st, || {
-            for t in wake {
+            for t in wake.drain(..) {
                 t.unpark();
             }
         });
