@@ -237,25 +237,20 @@ pub fn decode_synced_offset(buf: &[u8]) -> Option<u64> {
     read_le::<8>(buf, SYNCED_OFFSET_OFFSET).map(u64::from_le_bytes)
 }
 
-/// Writes a chunk header into `header` (exactly `ty.format.header_size()`
-/// bytes) for `payload`, computing the CRC over the type, the log number, the
-/// synced offset and the payload.
+/// Fills in the header at the start of `chunk`, whose bytes after the
+/// header (`ty.format.header_size()` bytes) are the chunk's payload. The
+/// CRC covers the type, the log number, the synced offset and the payload,
+/// which lie side by side here, so it is computed in one pass.
 ///
 /// # Panics
-/// If `header` has the wrong length or the payload does not fit in a block.
-pub fn encode_header(
-    header: &mut [u8],
-    ty: ChunkType,
-    log_num: u32,
-    synced_offset: u64,
-    payload: &[u8],
-) {
+/// If `chunk` is shorter than a header or its payload does not fit in a
+/// block.
+pub fn encode_chunk(chunk: &mut [u8], ty: ChunkType, log_num: u32, synced_offset: u64) {
     let size = ty.format.header_size();
-    assert_eq!(header.len(), size, "header buffer has the wrong length");
-    assert!(
-        payload.len() <= BLOCK_SIZE - size,
-        "chunk payload exceeds a block"
-    );
+    assert!(chunk.len() >= size, "chunk shorter than its header");
+    let len = chunk.len() - size;
+    assert!(len <= BLOCK_SIZE - size, "chunk payload exceeds a block");
+    let (header, _) = chunk.split_at_mut(size);
     let [type_byte, rest @ ..] = &mut header[TYPE_OFFSET..] else {
         unreachable!("every header has a type byte")
     };
@@ -268,9 +263,9 @@ pub fn encode_header(
             rest[4..].copy_from_slice(&synced_offset.to_le_bytes());
         }
     }
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[TYPE_OFFSET..]), payload);
-    header[CRC_OFFSET..LEN_OFFSET].copy_from_slice(&mask_crc(crc).to_le_bytes());
-    header[LEN_OFFSET..TYPE_OFFSET].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+    let crc = crc32c::crc32c(&chunk[TYPE_OFFSET..]);
+    chunk[CRC_OFFSET..LEN_OFFSET].copy_from_slice(&mask_crc(crc).to_le_bytes());
+    chunk[LEN_OFFSET..TYPE_OFFSET].copy_from_slice(&(len as u16).to_le_bytes());
 }
 
 /// The EOF trailer for log `log_num`: a recyclable FULL header with CRC 0,
@@ -355,8 +350,11 @@ mod tests {
             position: Position::First,
             format: WireFormat::WalSync,
         };
-        let mut header = [0u8; WAL_SYNC_HEADER_SIZE];
-        encode_header(&mut header, ty, 0x0403_0201, 0x0c0b_0a09_0807_0605, b"xyz");
+        let mut chunk = [0u8; WAL_SYNC_HEADER_SIZE + 3];
+        chunk[WAL_SYNC_HEADER_SIZE..].copy_from_slice(b"xyz");
+        encode_chunk(&mut chunk, ty, 0x0403_0201, 0x0c0b_0a09_0807_0605);
+        assert_eq!(&chunk[WAL_SYNC_HEADER_SIZE..], b"xyz", "payload untouched");
+        let header = &chunk[..WAL_SYNC_HEADER_SIZE];
         assert_eq!(&header[4..6], &[3, 0]);
         assert_eq!(header[6], 10);
         assert_eq!(&header[7..11], &[1, 2, 3, 4]);
@@ -365,9 +363,9 @@ mod tests {
         covered.extend_from_slice(b"xyz");
         let crc = mask_crc(crc32c::crc32c(&covered));
         assert_eq!(&header[0..4], &crc.to_le_bytes());
-        assert_eq!(decode_common(&header), Some((crc, 3, 10)));
-        assert_eq!(decode_log_num(&header), Some(0x0403_0201));
-        assert_eq!(decode_synced_offset(&header), Some(0x0c0b_0a09_0807_0605));
+        assert_eq!(decode_common(header), Some((crc, 3, 10)));
+        assert_eq!(decode_log_num(header), Some(0x0403_0201));
+        assert_eq!(decode_synced_offset(header), Some(0x0c0b_0a09_0807_0605));
     }
 
     #[test]

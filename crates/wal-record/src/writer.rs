@@ -570,8 +570,7 @@ impl State {
             let h = self.buf.len();
             self.buf.resize(h + header_size, 0);
             cursor.copy_to(&mut self.buf, take);
-            let (header, payload) = self.buf[h..].split_at_mut(header_size);
-            format::encode_header(header, ty, fx.log_num, self.synced, payload);
+            format::encode_chunk(&mut self.buf[h..], ty, fx.log_num, self.synced);
             self.offset += (header_size + take) as u64;
             let pos = (self.offset % BLOCK_SIZE as u64) as usize;
             if pos != 0 && BLOCK_SIZE - pos < header_size {
