@@ -5,14 +5,20 @@
 //! PEERS_QUICK=1 cargo bench --bench peers   # under a minute
 //! ```
 //!
-//! Every case runs its contenders in the same process, interleaved (A, B, B,
-//! A, A, B, ...) over several rounds, in real directories under the cargo
-//! target directory, so that a ratio between contenders holds on a noisy,
-//! shared machine even when the absolute figures drift. Throughputs are the
-//! **median over rounds**; a ratio is the **median of the per-round ratios**
-//! (each round's contenders ran back to back); latency quantiles come from
-//! the histograms of all rounds merged. The table comes first; the last
-//! stdout line is one JSON object with the headline figures.
+//! Every case runs its contenders in the same process, interleaved, in real
+//! directories under the cargo target directory, so that a ratio between
+//! contenders holds on a noisy, shared machine even when the absolute
+//! figures drift. The synced cases open each contender's log once and then
+//! let the contenders take turns in many short slices (a quarter of a
+//! second in the full run; who goes first rotates), because a synced rate
+//! follows the disk and the disk's pace on this VM drifts by tens of
+//! percent within seconds. The unsynced cases alternate whole runs (A, B,
+//! B, A, ...) over several rounds. Throughputs are the **median over slices
+//! or rounds**; a ratio is the **median of the per-slice or per-round
+//! ratios** (the contenders of a slice or round ran back to back); latency
+//! quantiles come from the histograms of all slices merged. The table comes
+//! first; the last stdout line is one JSON object with the headline
+//! figures.
 //!
 //! `cargo test` runs this binary without `--bench`: it then runs a *smoke*
 //! version (tiny data, a fraction of a second per contender, a short stall)
@@ -74,9 +80,14 @@ enum Mode {
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     mode: Mode,
+    /// Rounds of the unsynced cases.
     rounds: usize,
-    /// Measured time of one synced run (after `warmup`).
-    synced: Duration,
+    /// Synced cases: each contender's log stays open for the whole case,
+    /// first warmed up for `warmup`, then the contenders take turns in
+    /// `slices` slices of `slice` each (after an unmeasured `slice_lead`).
+    slices: usize,
+    slice: Duration,
+    slice_lead: Duration,
     warmup: Duration,
     /// Records of one unsynced 128-byte run.
     unsynced_small_records: u64,
@@ -100,7 +111,9 @@ impl Plan {
             (false, _) => Plan {
                 mode: Mode::Smoke,
                 rounds: 1,
-                synced: ms(60),
+                slices: 2,
+                slice: ms(30),
+                slice_lead: ms(5),
                 warmup: ms(10),
                 unsynced_small_records: 20_000,
                 unsynced_large_bytes: 4 << 20,
@@ -113,7 +126,9 @@ impl Plan {
             (true, true) => Plan {
                 mode: Mode::Quick,
                 rounds: 3,
-                synced: ms(700),
+                slices: 12,
+                slice: ms(150),
+                slice_lead: ms(20),
                 warmup: ms(150),
                 unsynced_small_records: 2_000_000,
                 unsynced_large_bytes: 256 << 20,
@@ -126,7 +141,9 @@ impl Plan {
             (true, false) => Plan {
                 mode: Mode::Full,
                 rounds: 5,
-                synced: ms(2000),
+                slices: 40,
+                slice: ms(250),
+                slice_lead: ms(25),
                 warmup: ms(300),
                 unsynced_small_records: 5_000_000,
                 unsynced_large_bytes: 512 << 20,
@@ -167,6 +184,33 @@ impl RunDir {
 impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The machine's CPU time so far from `/proc/stat`, in clock ticks:
+/// `(stolen, total)`. "Stolen" is time the hypervisor gave this VM's vCPUs
+/// to others while they had work, the main source of noise here; `None`
+/// where there is no `/proc/stat`.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already in user).
+    let total = fields.iter().take(8).sum();
+    Some((*fields.get(7)?, total))
+}
+
+/// The share of CPU time stolen by the hypervisor between two
+/// [`cpu_ticks`] readings, in percent (0 if unknown).
+fn steal_pct(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> f64 {
+    match (before, after) {
+        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => (s1 - s0) as f64 * 100.0 / (t1 - t0) as f64,
+        _ => 0.0,
     }
 }
 
@@ -260,10 +304,13 @@ impl SyncedLog for FailwalLog {
     fn note(&self) -> String {
         let m = self.writer.metrics();
         format!(
-            ", {} syncs, {:.1} records/sync, sync p50 {:.0} us",
+            ", {} syncs, {:.1} records/sync, sync p50 {:.0} us, waits spun {} parked {}, spin back-offs {}",
             m.syncs,
             m.sync_group_records.mean(),
-            us(m.sync_latency.quantile(0.5))
+            us(m.sync_latency.quantile(0.5)),
+            m.waits_spun,
+            m.waits_parked,
+            m.spin_backoffs
         )
     }
 
@@ -348,7 +395,6 @@ struct SyncedRun {
     commits: u64,
     secs: f64,
     latency: HistogramSnapshot,
-    note: String,
 }
 
 impl SyncedRun {
@@ -357,18 +403,22 @@ impl SyncedRun {
     }
 }
 
-/// `threads` threads append-and-wait in a loop: `warmup` unmeasured, then
-/// `measured`. Every commit's latency is recorded.
-fn run_synced(c: Contender, threads: usize, plan: &Plan) -> SyncedRun {
-    let dir = RunDir::new(&format!("sync{threads}-{}", c.name()));
-    let log = c.open(dir.path());
+/// `threads` threads append-and-wait in a loop on an open log: `lead`
+/// unmeasured, then `measured`. Every measured commit's latency is
+/// recorded.
+fn run_synced(
+    log: &dyn SyncedLog,
+    threads: usize,
+    lead: Duration,
+    measured: Duration,
+) -> SyncedRun {
     let measuring = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
     let record = [0x5au8; SMALL];
     let (commits, latency, secs) = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (log, measuring, stop) = (&*log, &measuring, &stop);
+                let (measuring, stop) = (&measuring, &stop);
                 s.spawn(move || {
                     let hist = Histogram::new();
                     let mut n = 0u64;
@@ -384,50 +434,90 @@ fn run_synced(c: Contender, threads: usize, plan: &Plan) -> SyncedRun {
                 })
             })
             .collect();
-        thread::sleep(plan.warmup);
+        thread::sleep(lead);
         let start = Instant::now();
         measuring.store(true, Ordering::Relaxed);
-        thread::sleep(plan.synced);
+        thread::sleep(measured);
         measuring.store(false, Ordering::Relaxed);
         let secs = start.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
         let (total, latency) = join_writers(handles);
         (total, latency, secs)
     });
-    let note = log.note();
-    log.finish();
     SyncedRun {
         commits,
         secs,
         latency,
-        note,
     }
 }
 
-/// Synced results of one thread count, over all rounds.
+/// Synced results of one thread count, over all slices.
 struct SyncedCase {
     threads: usize,
+    /// Commits/s per slice.
     ours: Vec<f64>,
     peer: Vec<f64>,
+    /// Per slice, failwal's rate over okaywal's.
     ratios: Vec<f64>,
     ours_latency: HistogramSnapshot,
     peer_latency: HistogramSnapshot,
     ours_commits: u64,
     peer_commits: u64,
-    /// The raw-disk baseline's commits/s per round (1 thread only).
+    /// The raw-disk baseline's commits/s per slice (1 thread only).
     raw: Vec<f64>,
 }
 
+impl SyncedCase {
+    /// The contenders' rates of one slice, by contender.
+    fn push_slice(&mut self, runs: &[(Contender, SyncedRun)]) {
+        let rate = |who: Contender| {
+            runs.iter()
+                .find(|(c, _)| *c == who)
+                .map(|(_, r)| r.per_sec())
+        };
+        let (ours, peer) = (
+            rate(Contender::Failwal).expect("failwal ran"),
+            rate(Contender::Okaywal).expect("okaywal ran"),
+        );
+        self.ours.push(ours);
+        self.peer.push(peer);
+        self.ratios.push(ours / peer);
+        self.raw.extend(rate(Contender::RawSync));
+        for (c, run) in runs {
+            match c {
+                Contender::Failwal => {
+                    self.ours_commits += run.commits;
+                    self.ours_latency.merge(&run.latency);
+                }
+                Contender::Okaywal => {
+                    self.peer_commits += run.commits;
+                    self.peer_latency.merge(&run.latency);
+                }
+                Contender::RawSync => {}
+            }
+        }
+    }
+}
+
+/// Each thread count's contenders open their logs once, warm up, then take
+/// turns in short slices, rotating who goes first. A synced rate here
+/// follows the disk, whose pace on a shared VM drifts by tens of percent
+/// from one second to the next; slices a quarter of a second long put the
+/// contenders' turns close together, so that the drift hits both alike,
+/// and many of them make the median of the per-slice ratios steady.
 fn synced_cases(plan: &Plan) -> Vec<SyncedCase> {
     // `PEERS_SYNC_THREADS=16` runs only that thread count (for profiling).
     let only: Option<usize> = std::env::var("PEERS_SYNC_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|_| plan.mode != Mode::Smoke);
-    let mut cases: Vec<SyncedCase> = SYNC_THREADS
+    let mut cases = Vec::new();
+    for &threads in SYNC_THREADS
         .iter()
         .filter(|&&t| only.is_none_or(|o| o == t))
-        .map(|&threads| SyncedCase {
+    {
+        let ticks = cpu_ticks();
+        let mut case = SyncedCase {
             threads,
             ours: Vec::new(),
             peer: Vec::new(),
@@ -437,45 +527,57 @@ fn synced_cases(plan: &Plan) -> Vec<SyncedCase> {
             ours_commits: 0,
             peer_commits: 0,
             raw: Vec::new(),
-        })
-        .collect();
-    for round in 0..plan.rounds {
-        for case in &mut cases {
-            let (mut ours, mut peer) = (0.0, 0.0);
-            // At one thread the raw-disk baseline runs too; the three take
-            // turns at each place in the order, as a pair alternates.
-            let mut contenders = order(round, Contender::Failwal, Contender::Okaywal).to_vec();
-            if case.threads == 1 {
-                contenders.insert(round % 3, Contender::RawSync);
-            }
-            for c in contenders {
-                let run = run_synced(c, case.threads, plan);
-                progress(&format!(
-                    "round {round} sync{} {:8}: {:>9.0} commits/s, p99 {:.0} us{}",
-                    case.threads,
-                    c.name(),
-                    run.per_sec(),
-                    us(run.latency.quantile(0.99)),
-                    run.note
-                ));
-                match c {
-                    Contender::Failwal => {
-                        ours = run.per_sec();
-                        case.ours_commits += run.commits;
-                        case.ours_latency.merge(&run.latency);
-                    }
-                    Contender::Okaywal => {
-                        peer = run.per_sec();
-                        case.peer_commits += run.commits;
-                        case.peer_latency.merge(&run.latency);
-                    }
-                    Contender::RawSync => case.raw.push(run.per_sec()),
-                }
-            }
-            case.ours.push(ours);
-            case.peer.push(peer);
-            case.ratios.push(ours / peer);
+        };
+        // At one thread the raw-disk baseline takes its turns too.
+        let mut who = vec![Contender::Failwal, Contender::Okaywal];
+        if threads == 1 {
+            who.push(Contender::RawSync);
         }
+        let dirs: Vec<RunDir> = who
+            .iter()
+            .map(|c| RunDir::new(&format!("sync{threads}-{}", c.name())))
+            .collect();
+        let logs: Vec<Box<dyn SyncedLog>> = who
+            .iter()
+            .zip(&dirs)
+            .map(|(c, d)| c.open(d.path()))
+            .collect();
+        for log in &logs {
+            run_synced(&**log, threads, Duration::ZERO, plan.warmup);
+        }
+        for slice in 0..plan.slices {
+            let runs: Vec<(Contender, SyncedRun)> = (0..who.len())
+                .map(|k| (slice + k) % who.len())
+                .map(|i| {
+                    (
+                        who[i],
+                        run_synced(&*logs[i], threads, plan.slice_lead, plan.slice),
+                    )
+                })
+                .collect();
+            let line: Vec<String> = runs
+                .iter()
+                .map(|(c, r)| format!("{} {:.0}/s", c.name(), r.per_sec()))
+                .collect();
+            case.push_slice(&runs);
+            progress(&format!(
+                "slice {slice:2} sync{threads}: {} (ratio {:.2})",
+                line.join(", "),
+                case.ratios.last().copied().unwrap_or_default()
+            ));
+        }
+        for (c, log) in who.iter().zip(logs) {
+            let note = log.note();
+            if !note.is_empty() {
+                progress(&format!("  sync{threads} {}{note}", c.name()));
+            }
+            log.finish();
+        }
+        progress(&format!(
+            "  sync{threads}: {:.0}% of the CPU time stolen by the host",
+            steal_pct(ticks, cpu_ticks())
+        ));
+        cases.push(case);
     }
     cases
 }
@@ -823,6 +925,7 @@ fn check_json(line: &str, json: &Json) {
 fn main() {
     let plan = Plan::from_env();
     let started = Instant::now();
+    let ticks = cpu_ticks();
     eprintln!("peers: {:?} mode ({plan:?})", plan.mode);
 
     // `PEERS_ONLY=sync,unsynced` runs only those cases (for iterating); the
@@ -867,8 +970,12 @@ fn main() {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "\nfailwal vs peers ({:?} mode, {} rounds interleaved; throughput = median over rounds, ratio = median of per-round ratios, latency = all rounds merged)\n",
-        plan.mode, plan.rounds
+        "\nfailwal vs peers ({:?} mode; synced: {} slices of {} ms per contender, taking turns; unsynced: {} rounds, alternating)\n\
+         (throughput = median over slices or rounds, ratio = median of the per-slice or per-round ratios, latency = all slices merged)\n",
+        plan.mode,
+        plan.slices,
+        plan.slice.as_millis(),
+        plan.rounds
     );
     let _ = writeln!(
         table,
@@ -1026,7 +1133,14 @@ fn main() {
     json.put("standalone_max_ms", ms(s.max));
     json.put("stall_ms", plan.stall.as_secs_f64() * 1e3);
     json.put("rounds", plan.rounds as f64);
+    json.put("slices", plan.slices as f64);
     json.put("elapsed_s", started.elapsed().as_secs_f64());
+    let steal = steal_pct(ticks, cpu_ticks());
+    json.put("host_steal_pct", steal);
+    let _ = writeln!(
+        table,
+        "\n{steal:.0}% of this machine's CPU time was stolen by the host during the run."
+    );
 
     if plan.mode == Mode::Smoke {
         assert!(stall.failover.commits > 0 && stall.standalone.commits > 0);
