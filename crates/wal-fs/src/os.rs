@@ -37,8 +37,7 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 /// it keeps the sync off the journal thread and the end-io workers, which a
 /// busy machine may not schedule for milliseconds (measured: 3.8 ms per sync
 /// while two compilers ran, against 0.1 ms for overwrites). This is what
-/// recycling a log file gives for free; okaywal zero-fills its segments for
-/// the same reason.
+/// recycling a log file gives for free (okaywal reuses its segment files).
 ///
 /// While such a file is open its length on disk runs ahead of what was
 /// written ([`File::size`] still reports what was written), and after a
