@@ -180,7 +180,8 @@ pub struct WriterConfig {
     /// Obsolete log files kept for reuse by new logs (0 disables recycling).
     pub recycle_logs_max: u32,
     /// How long a thread waiting for durability may spin before it parks
-    /// (`"0s"`: always park). See `LogWriterOptions::spin_wait_max`.
+    /// (`"0s"`, the default: always park). See
+    /// `LogWriterOptions::spin_wait_max`.
     pub spin_wait_max: HumanDuration,
 }
 
@@ -192,7 +193,7 @@ impl Default for WriterConfig {
             record_size_max: HumanSize(64 << 20),
             pending_bytes_max: HumanSize(1 << 20),
             recycle_logs_max: 4,
-            spin_wait_max: HumanDuration(Duration::from_micros(500)),
+            spin_wait_max: HumanDuration(Duration::ZERO),
         }
     }
 }

@@ -45,7 +45,8 @@
 //! * **Spinning waiters.** A waiter that would park first spins, yielding
 //!   the CPU, watching the published synced offset, for three times the
 //!   recent sync time (a moving average), and only when that is within
-//!   [`LogWriterOptions::spin_wait_max`] (default 500 µs): a slow disk is
+//!   [`LogWriterOptions::spin_wait_max`] (off by default; 500 µs where the
+//!   writer's threads have cores of their own): a slow disk is
 //!   waited for parked. A spinner is not a registered waiter, so nobody
 //!   spends a wake-up on it; when the file goes idle without releasing it,
 //!   it looks again under the lock and may lead. A `sched_yield` that
@@ -221,10 +222,12 @@ pub struct LogWriterOptions {
     /// CPU) before it parks, at most: it spins for three times the recent
     /// sync time, and only when that is within this limit, so a slow disk
     /// is waited for parked. Zero: always park. Waiters never spin when a
-    /// sync callback or a minimum sync interval is set. Default: 500 µs.
-    /// See the module docs ("Spinning waiters"). Set zero for a writer
-    /// whose threads run at real-time priority: their yields never give
-    /// way to the kernel workers that complete a sync.
+    /// sync callback or a minimum sync interval is set. Default: zero.
+    /// 500 µs suits a machine whose cores the writers have to themselves;
+    /// where the host oversubscribes them (a shared VM), or where the
+    /// threads run at real-time priority (their yields never give way to
+    /// the kernel workers that complete a sync), spinning loses. See the
+    /// module docs ("Spinning waiters").
     pub spin_wait_max: Duration,
 }
 
@@ -323,8 +326,9 @@ const SPARE_CAPACITY_MAX: usize = 8 << 20;
 /// `LogWriter::linger`).
 const LINGER_MAX: Duration = Duration::from_micros(40);
 
-/// The default [`LogWriterOptions::spin_wait_max`].
-const SPIN_WAIT_MAX_DEFAULT: Duration = Duration::from_micros(500);
+/// The default [`LogWriterOptions::spin_wait_max`]: always park (see its
+/// docs and DESIGN.md, "Performance notes").
+const SPIN_WAIT_MAX_DEFAULT: Duration = Duration::ZERO;
 /// A waiter spins for this many recent sync times at most: enough for the
 /// round in progress and the next one, which carries its record.
 const SPIN_SYNCS: u32 = 3;
@@ -2072,9 +2076,14 @@ mod tests {
         let m = synced_waits(fast, Duration::from_millis(10), true, 2);
         assert_eq!(m.waits_spun, 0);
         assert!(m.waits_parked > 0, "{m:?}");
-        // 2 ms syncs: three of them exceed the default 500 us, so waiters
-        // park at once.
-        let m = synced_waits(Duration::from_millis(2), SPIN_WAIT_MAX_DEFAULT, false, 1);
+        // 2 ms syncs: three of them exceed a 500 us limit, so waiters park
+        // at once.
+        let m = synced_waits(
+            Duration::from_millis(2),
+            Duration::from_micros(500),
+            false,
+            1,
+        );
         assert_eq!(m.waits_spun, 0);
         assert!(m.waits_parked > 0, "{m:?}");
     }
