@@ -58,6 +58,26 @@ fn encode_chunk(bencher: Bencher, len: usize) {
     });
 }
 
+/// What the writer does per chunk instead of [`encode_chunk`]: the header's
+/// CRC from its fields and the payload where it lies, then the header
+/// stored in front of a payload copied there.
+#[divan::bench(args = [128, 4096])]
+fn chunk_header(bencher: Bencher, len: usize) {
+    let payload = vec![0x5au8; len];
+    let mut chunk = vec![0u8; WAL_SYNC_HEADER_SIZE + len];
+    let ty = ChunkType {
+        position: Position::Full,
+        format: WireFormat::WalSync,
+    };
+    bencher.counter(BytesCount::new(len)).bench_local(|| {
+        let mut header = format::ChunkHeader::new(ty, 7, 1 << 20);
+        header.payload(black_box(&payload));
+        chunk[WAL_SYNC_HEADER_SIZE..].copy_from_slice(&payload);
+        header.write(black_box(&mut chunk));
+        chunk[0]
+    });
+}
+
 /// One unsynced append from one thread: the lock, the encoding and the copy
 /// into the shared buffer (the flush thread drains it to a null file).
 #[divan::bench(args = [128, 32 << 10])]

@@ -110,7 +110,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, IoOp, Result};
-use crate::format::{self, BLOCK_SIZE, ChunkType, Position, WireFormat};
+use crate::format::{self, BLOCK_SIZE, ChunkHeader, ChunkType, Position, WireFormat};
 use crate::histogram::{Histogram, HistogramSnapshot};
 
 /// The file a [`LogWriter`] writes to: sequential writes and a data sync.
@@ -571,10 +571,13 @@ impl State {
                 position,
                 format: fx.format,
             };
+            // The header goes in front of its payload: room for it first,
+            // filled in once the payload is copied and its CRC taken.
             let h = self.buf.len();
             self.buf.resize(h + header_size, 0);
-            cursor.copy_to(&mut self.buf, take);
-            format::encode_chunk(&mut self.buf[h..], ty, fx.log_num, self.synced);
+            let mut header = ChunkHeader::new(ty, fx.log_num, self.synced);
+            cursor.copy_to(&mut self.buf, take, &mut header);
+            header.write(&mut self.buf[h..]);
             self.offset += (header_size + take) as u64;
             let pos = (self.offset % BLOCK_SIZE as u64) as usize;
             if pos != 0 && BLOCK_SIZE - pos < header_size {
@@ -620,11 +623,14 @@ impl<'a> Parts<'a> {
         }
     }
 
-    fn copy_to(&mut self, out: &mut Vec<u8>, mut n: usize) {
+    /// Copies the next `n` bytes to `out`, feeding them to `header`'s CRC
+    /// from where they lie (not from `out`: see [`ChunkHeader`]).
+    fn copy_to(&mut self, out: &mut Vec<u8>, mut n: usize, header: &mut ChunkHeader) {
         self.left -= n;
         while n > 0 {
             let part = &self.slices[self.index][self.within..];
             let k = part.len().min(n);
+            header.payload(&part[..k]);
             out.extend_from_slice(&part[..k]);
             n -= k;
             self.within += k;
