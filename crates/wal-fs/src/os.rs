@@ -27,8 +27,9 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 /// when [`File::prepare_ahead`] finds less than [`OsFs::ZERO_FILL_LOW_WATER`]
 /// of it, it writes [`OsFs::ZERO_FILL_STEP`] bytes of zeros past the last
 /// write (with `pwrite`, a page at a time, so the write position does not
-/// move and the page cache keeps page-sized folios there) and syncs them. A log writer calls `prepare_ahead` between its rounds of I/O, so
-/// the fill is never part of a commit's write or sync.
+/// move and the page cache keeps page-sized folios there) and syncs them. A
+/// log writer calls `prepare_ahead` between its rounds of I/O, so the fill
+/// is never part of a commit's write or sync.
 /// Later writes then overwrite blocks that are allocated, initialised and
 /// inside the file's length, so their `fdatasync` has no metadata to commit:
 /// no length change, no block allocation, no unwritten-extent conversion. On
@@ -71,10 +72,10 @@ pub struct OsFs {
 /// page cache sizes the folio a write creates by the write (Linux 6.x with
 /// large folios on ext4), and every later small write and sync into a large
 /// folio walks all of its block buffers: on this machine's 6.18 kernel,
-/// zeros written 1 MiB at a time made a 1-thread synced commit cost ~2.3 us
-/// more CPU (23.4 against 21.0 us median, 6 of 6 alternated runs) in
-/// `ext4_block_write_begin`, `block_commit_write` and the writeback of the
-/// sync. Page-sized writes leave page-sized folios, as appending does.
+/// zeros written 1 MiB at a time made a 1-thread synced commit cost 2-3 us
+/// more CPU, in `ext4_block_write_begin`, `block_commit_write` and the
+/// writeback of the sync (DESIGN.md, "Performance notes", item 7).
+/// Page-sized writes leave page-sized folios, as appending does.
 const ZERO_WRITE: usize = 4096;
 
 static ZEROS: [u8; ZERO_WRITE] = [0; ZERO_WRITE];

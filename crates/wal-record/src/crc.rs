@@ -16,6 +16,7 @@
 
 /// Inputs at least this long go to the `crc32c` crate, whose interleaved
 /// loop wins once there are a few hundred bytes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const SHORT_MAX: usize = 256;
 
 /// Extends `crc` (a CRC-32C of earlier bytes, or 0) over `data`: the same as
