@@ -1817,6 +1817,41 @@ mod tests {
     }
 
     #[test]
+    fn a_record_in_parts_is_written_as_the_same_bytes_as_in_one_piece() {
+        // Chunks end inside a part, at a part's edge and past empty parts;
+        // each chunk's CRC is fed piece by piece from the parts.
+        let whole: Vec<u8> = (0..90_000u32).map(|i| (i * 7 + i / 255) as u8).collect();
+        let cuts: [&[usize]; 4] = [&[8], &[3, 3, 40_000], &[0, 32_749, 0, 1], &[86_999]];
+        let (split, single) = (TestFile::default(), TestFile::default());
+        let (ws, w1) = (
+            LogWriter::new(split.clone(), options(9)).unwrap(),
+            LogWriter::new(single.clone(), options(9)).unwrap(),
+        );
+        for (i, &cut) in cuts.iter().enumerate() {
+            let record = &whole[..whole.len() - i * 1000];
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for &n in cut {
+                parts.push(&record[at..at + n]);
+                at += n;
+            }
+            parts.push(&record[at..]);
+            assert_eq!(ws.append(&parts).unwrap(), w1.append(&[record]).unwrap());
+        }
+        ws.close().unwrap();
+        w1.close().unwrap();
+        assert_eq!(split.bytes(), single.bytes());
+        let records = read_all(&split.bytes(), 9);
+        assert_eq!(records.len(), cuts.len());
+        assert!(
+            records
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r[..] == whole[..whole.len() - i * 1000])
+        );
+    }
+
+    #[test]
     fn synced_offsets_in_headers_never_decrease_and_stay_below_the_chunk() {
         let file = TestFile::default();
         let w = LogWriter::new(file.clone(), options(4)).unwrap();
