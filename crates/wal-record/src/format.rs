@@ -240,9 +240,8 @@ pub fn decode_synced_offset(buf: &[u8]) -> Option<u64> {
 }
 
 /// Fills in the header at the start of `chunk`, whose bytes after the
-/// header (`ty.format.header_size()` bytes) are the chunk's payload. The
-/// CRC covers the type, the log number, the synced offset and the payload,
-/// which lie side by side here, so it is computed in one pass.
+/// header (`ty.format.header_size()` bytes) are the chunk's payload: a
+/// [`ChunkHeader`] fed the whole payload at once.
 ///
 /// # Panics
 /// If `chunk` is shorter than a header or its payload does not fit in a
@@ -250,33 +249,20 @@ pub fn decode_synced_offset(buf: &[u8]) -> Option<u64> {
 pub fn encode_chunk(chunk: &mut [u8], ty: ChunkType, log_num: u32, synced_offset: u64) {
     let size = ty.format.header_size();
     assert!(chunk.len() >= size, "chunk shorter than its header");
-    let len = chunk.len() - size;
-    assert!(len <= BLOCK_SIZE - size, "chunk payload exceeds a block");
-    let (header, _) = chunk.split_at_mut(size);
-    let [type_byte, rest @ ..] = &mut header[TYPE_OFFSET..] else {
-        unreachable!("every header has a type byte")
-    };
-    *type_byte = ty.code();
-    match ty.format {
-        WireFormat::Legacy => {}
-        WireFormat::Recyclable => rest.copy_from_slice(&log_num.to_le_bytes()),
-        WireFormat::WalSync => {
-            rest[..4].copy_from_slice(&log_num.to_le_bytes());
-            rest[4..].copy_from_slice(&synced_offset.to_le_bytes());
-        }
-    }
-    let crc = crc::extend(0, &chunk[TYPE_OFFSET..]);
-    chunk[CRC_OFFSET..LEN_OFFSET].copy_from_slice(&mask_crc(crc).to_le_bytes());
-    chunk[LEN_OFFSET..TYPE_OFFSET].copy_from_slice(&(len as u16).to_le_bytes());
+    let (header_bytes, payload) = chunk.split_at_mut(size);
+    let mut header = ChunkHeader::new(ty, log_num, synced_offset);
+    header.payload(payload);
+    header.write(header_bytes);
 }
 
 /// A chunk header built while its payload is copied elsewhere: the CRC is
 /// taken over the header fields (from registers) and then over the payload
 /// as it is fed, from wherever the payload lies, and the header is stored
-/// field by field. The writer uses this rather than [`encode_chunk`]:
-/// loading bytes just stored into a buffer whose cache lines the flush
-/// thread's core last held stalls until those stores land (see DESIGN.md,
-/// "Performance notes").
+/// field by field; [`encode_chunk`] is this fed a payload already in place.
+/// The writer feeds it the caller's slices rather than the copy in its
+/// buffer: loading bytes just stored into a buffer whose cache lines the
+/// flush thread's core last held stalls until those stores land (see
+/// DESIGN.md, "Performance notes").
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkHeader {
     ty: ChunkType,
@@ -432,7 +418,8 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_header_fed_in_pieces_matches_encode_chunk() {
+    fn chunk_headers_fed_whole_or_in_pieces_match_the_documented_layout() {
+        let (log, synced) = (0x0102_0304u32, 0x1122_3344_5566_7788u64);
         let payload: Vec<u8> = (0..300u32).map(|i| (i * 37 + 1) as u8).collect();
         for format in [
             WireFormat::Legacy,
@@ -445,17 +432,29 @@ mod tests {
                     format,
                 };
                 let size = format.header_size();
-                let mut want = vec![0u8; size];
-                want.extend_from_slice(&payload[..len]);
-                encode_chunk(&mut want, ty, 0x0102_0304, 0x1122_3344_5566_7788);
-                let mut header = ChunkHeader::new(ty, 0x0102_0304, 0x1122_3344_5566_7788);
+                // Built by hand: CRC, length, then the covered fields and
+                // the payload, the CRC taken by the crate over both.
+                let mut fields = vec![ty.code()];
+                fields.extend_from_slice(&log.to_le_bytes());
+                fields.extend_from_slice(&synced.to_le_bytes());
+                fields.truncate(size - TYPE_OFFSET);
+                let mut covered = fields.clone();
+                covered.extend_from_slice(&payload[..len]);
+                let mut want = mask_crc(crc32c::crc32c(&covered)).to_le_bytes().to_vec();
+                want.extend_from_slice(&(len as u16).to_le_bytes());
+                want.extend_from_slice(&covered);
+                let mut whole = vec![0xffu8; size];
+                whole.extend_from_slice(&payload[..len]);
+                encode_chunk(&mut whole, ty, log, synced);
+                assert_eq!(whole, want, "encode_chunk, {format:?}, {len} bytes");
+                let mut header = ChunkHeader::new(ty, log, synced);
                 let (a, b) = payload[..len].split_at(len / 2);
                 header.payload(a);
                 header.payload(b);
                 let mut got = vec![0xffu8; size];
                 got.extend_from_slice(&payload[..len]);
                 header.write(&mut got);
-                assert_eq!(got, want, "{format:?}, {len} bytes");
+                assert_eq!(got, want, "in pieces, {format:?}, {len} bytes");
             }
         }
     }
