@@ -123,7 +123,7 @@ pub fn serve(
         }
         let mut stream = stream;
         if request_line.starts_with("GET /metrics") {
-            wal.manager().publish_metrics();
+            wal.publish_metrics();
             let body = handle.render();
             write!(
                 stream,

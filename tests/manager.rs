@@ -185,11 +185,29 @@ fn a_second_manager_on_the_same_directory_is_refused() {
             .contains("/wal is locked by another WAL manager"),
         "{e}"
     );
-    // A writer keeps the directory locked even if the manager is dropped.
+    // A manager with an open writer refuses to close, and stays usable.
     let w = m.create(LogNum(1)).unwrap();
-    assert!(matches!(m.close(), Err(Error::WriterOpen { .. })));
+    let e = m.close().unwrap_err();
+    assert!(
+        matches!(e, Error::CloseWithWriterOpen { open: LogNum(1) }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("close it first"), "{e}");
     assert!(Manager::open_with(&Config::standalone(DIR), env(&mem)).is_err());
+    w.append_sync(b"still writing").unwrap();
+    // Once the writer is closed, the manager closes and releases the
+    // directory at once, although the closed writer's handle lives on.
     w.close().unwrap();
+    m.close().unwrap();
+    m.close().unwrap();
+    assert!(matches!(m.create(LogNum(2)), Err(Error::Closed(_))));
+    open(&mem, &Config::standalone(DIR)).close().unwrap();
+    drop(w);
+    // A writer keeps the directory locked even if the manager is dropped.
+    let m = open(&mem, &Config::standalone(DIR));
+    let w = m.create(LogNum(2)).unwrap();
+    drop(m);
+    assert!(Manager::open_with(&Config::standalone(DIR), env(&mem)).is_err());
     drop(w);
     open(&mem, &Config::standalone(DIR)).close().unwrap();
 }
@@ -202,7 +220,11 @@ fn records_over_the_limit_are_refused_without_using_an_lsn() {
     let m = open(&mem, &config);
     let w = m.create(LogNum(1)).unwrap();
     let e = w.append(&[0; 101]).unwrap_err();
-    assert!(e.to_string().contains("exceeds the maximum of 100"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("record of 101 bytes exceeds writer.record_size_max = 100 bytes"),
+        "{e}"
+    );
     assert_eq!(w.append(&[0; 100]).unwrap(), Lsn(1));
     let lsns = w.append_batch(&[b"a", b"b", b"c"], true).unwrap();
     assert_eq!(lsns, Lsn(2)..Lsn(5));

@@ -10,9 +10,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use support::failover::Disk;
 use wal_fs::{MemFs, Op, OpFilter};
-use wal_manager::{
-    Config, Direction, Error, HumanDuration, HumanSize, Lsn, Manager, SyncPolicy, Wal,
-};
+use wal_manager::{Config, Direction, Error, HumanDuration, HumanSize, Lsn, SyncPolicy, Wal};
 
 fn config(failover: bool) -> Config {
     let mut c = if failover {
@@ -242,7 +240,7 @@ fn run(steps: &[Step], failover: bool, crash: Option<u64>) {
                 assert_eq!(it.next().unwrap(), None);
             }
             Step::Switch => {
-                if let Manager::Failover(m) = wal.manager() {
+                if let Some(m) = wal.failover() {
                     // A refusal at the segment limit is fine here.
                     let _ = m.force_switch();
                 }
@@ -317,7 +315,7 @@ fn replay_delivers_batches_forward_and_backward_across_logs() {
         wal.append(&payload(i, 1000)).unwrap();
     }
     wal.sync().unwrap();
-    assert!(wal.manager().list().len() > 3, "rotated into several logs");
+    assert!(wal.logs().len() > 3, "rotated into several logs");
     let fwd = collect(&wal, 7, Direction::Forward);
     assert_eq!(
         fwd.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -351,9 +349,7 @@ fn replay_delivers_batches_forward_and_backward_across_logs() {
 fn iteration_follows_appends_across_rotation_and_a_failover_switch_with_duplicates() {
     let disk = Disk::new(MemFs::new());
     let wal = Wal::open_with(&config(true), disk.env()).unwrap();
-    let Manager::Failover(m) = wal.manager() else {
-        unreachable!()
-    };
+    let m = wal.failover().expect("a failover WAL");
     let mut it = wal.iter_from(Lsn(1));
     let mut seen = Vec::new();
     for i in 1..=40u64 {
@@ -401,7 +397,7 @@ fn iteration_follows_appends_across_rotation_and_a_failover_switch_with_duplicat
         "every record once, in order"
     );
     assert_eq!(pending.len(), 5);
-    let logs = wal.manager().list();
+    let logs = wal.logs();
     assert!(logs.len() > 2, "rotated");
     assert!(logs.iter().any(|l| l.segments.len() > 1), "switched");
     wal.close().unwrap();
@@ -455,9 +451,9 @@ fn truncated_logs_are_deleted_from_disk() {
     for i in 1..=200u64 {
         wal.append(&payload(i, 1000)).unwrap();
     }
-    let before = wal.manager().list().len();
+    let before = wal.logs().len();
     wal.truncate_before(Lsn(150)).unwrap();
-    let after = wal.manager().list().len();
+    let after = wal.logs().len();
     assert!(after < before, "{before} logs before, {after} after");
     assert_eq!(wal.first_lsn(), Some(Lsn(150)));
     assert_eq!(wal.read(Lsn(150)).unwrap(), payload(150, 1000));

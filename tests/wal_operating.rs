@@ -84,7 +84,7 @@ fn grouped_waits_too_and_spaces_its_syncs() {
         Some(Lsn(40)),
         "every acknowledged record is durable"
     );
-    let syncs = wal.manager().stats().totals.syncs;
+    let syncs = wal.stats().totals.syncs;
     let bound = elapsed.as_millis() as u64 / 20 + 2;
     assert!(
         syncs <= bound,
@@ -201,7 +201,7 @@ proptest! {
             }
             // Over the limit only when nothing deletable is left: the first
             // record is after the checkpoint.
-            let logs = wal.manager().list();
+            let logs = wal.logs();
             let over = if bytes_limited {
                 logs.iter().map(wal_manager::LogicalLog::size).sum::<u64>() > cfg.wal.retention_bytes_max.0
             } else {
@@ -213,7 +213,7 @@ proptest! {
                 // now, as an operator can.
                 wal.apply_retention().unwrap();
                 let first = wal.first_lsn().map_or(u64::MAX, |l| l.0);
-                let logs = wal.manager().list();
+                let logs = wal.logs();
                 let still_over = if bytes_limited {
                     logs.iter().map(wal_manager::LogicalLog::size).sum::<u64>() > cfg.wal.retention_bytes_max.0
                 } else {

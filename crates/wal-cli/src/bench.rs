@@ -208,10 +208,7 @@ struct Outcome {
 
 /// Runs the writers, shows progress, closes the last writer.
 fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
-    let first_log = manager
-        .list()
-        .last()
-        .map_or(LogNum(1), |l| LogNum(l.num.0 + 1));
+    let first_log = manager.next_log_num();
     let writer = manager.create(first_log)?;
     let start = Instant::now();
     let shared = Shared {

@@ -71,8 +71,7 @@ fn dump_log(
     out: &mut dyn Write,
     progress: &mut ByteProgress,
 ) -> Result<(), DumpError> {
-    let mut reader = LogicalReader::new(log, target.dirs())
-        .with_record_size_max(target.stored_record_size_max());
+    let mut reader = LogicalReader::new(log, target.dirs());
     loop {
         match reader.next() {
             Ok(Some(record)) => {

@@ -80,13 +80,15 @@ impl fmt::Display for Failure {
 }
 
 impl From<wal_manager::Error> for Failure {
-    /// Configuration errors are usage errors (2); everything else, including
-    /// a locked directory and corruption, is a failure (1).
+    /// Configuration errors, and directories that are not WAL directories or
+    /// not in the role given, are usage errors (2); everything else,
+    /// including a locked directory and corruption, is a failure (1).
     fn from(e: wal_manager::Error) -> Failure {
         match e {
-            wal_manager::Error::Config { .. } | wal_manager::Error::ConfigRead { .. } => {
-                Failure::usage(e.to_string())
-            }
+            wal_manager::Error::Config { .. }
+            | wal_manager::Error::ConfigRead { .. }
+            | wal_manager::Error::NotAWalDirectory { .. }
+            | wal_manager::Error::WrongRole { .. } => Failure::usage(e.to_string()),
             _ => Failure::failed(e.to_string()),
         }
     }

@@ -32,12 +32,7 @@ pub(crate) struct AloneReport {
 }
 
 /// Reads `segment` of log `log` to its end on its own.
-pub(crate) fn check_alone(
-    fs: &dyn Fs,
-    log: LogNum,
-    segment: &Segment,
-    stored_record_size_max: usize,
-) -> AloneReport {
+pub(crate) fn check_alone(fs: &dyn Fs, log: LogNum, segment: &Segment) -> AloneReport {
     let mut report = AloneReport {
         records: 0,
         lsns: None,
@@ -50,8 +45,7 @@ pub(crate) fn check_alone(
             return report;
         }
     };
-    let mut reader = LogReader::new(wal_fs::FileReader::new(file), log.header_bits())
-        .with_record_size_max(stored_record_size_max);
+    let mut reader = LogReader::new(wal_fs::FileReader::new(file), log.header_bits());
     loop {
         match reader.next_record() {
             Ok(Some(record)) => {

@@ -5,24 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wal_fs::{Fs, LOCK_FILE_NAME, OsFs};
-use wal_manager::failover::prober::PROBE_FILE;
-use wal_manager::{
-    Config, Dirs, EXPECTED_SECONDARY_FILE, IDENTITY_FILE, LogicalLog, STATE_FILE,
-    parse_segment_file_name, scan,
-};
+use wal_fs::{Fs, OsFs};
+use wal_manager::layout::{check_roles, check_segment_start, check_wal_dir};
+use wal_manager::{Config, DirId, Dirs, LogicalLog, scan};
 
 use crate::cli::TargetArgs;
 use crate::failure::Failure;
-
-/// The metadata files a WAL directory may hold besides segments.
-const METADATA_FILES: [&str; 5] = [
-    LOCK_FILE_NAME,
-    STATE_FILE,
-    IDENTITY_FILE,
-    EXPECTED_SECONDARY_FILE,
-    PROBE_FILE,
-];
 
 /// What a command needs of the directories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +31,15 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Resolves `args` and checks the directories.
+    /// Resolves `args` and checks the directories by the rules the managers
+    /// follow (`wal_manager::layout`).
     ///
     /// # Errors
     /// A usage error (2) for an unreadable or invalid configuration, or a
     /// directory that is missing (unless `need` allows it), not a directory,
-    /// or not a WAL directory; a failure (1) if a directory cannot be listed.
+    /// not a WAL directory, or given in a role its files contradict (a
+    /// failover primary without its secondary); a failure (1) if a
+    /// directory cannot be listed or a file named like a segment is not one.
     pub(crate) fn resolve(args: &TargetArgs, need: Need) -> Result<Target, Failure> {
         let config = match (&args.config, &args.primary) {
             (Some(path), None) => Config::load(path)?,
@@ -76,6 +67,7 @@ impl Target {
         for (role, dir) in target.named_dirs() {
             check_dir(target.fs.as_ref(), role, dir, need)?;
         }
+        check_roles(&target.dirs())?;
         Ok(target)
     }
 
@@ -96,18 +88,16 @@ impl Target {
     /// The logs on disk, found without locking or writing anything.
     ///
     /// # Errors
-    /// A directory cannot be listed, a segment cannot be stat'ed, or the same
-    /// segment exists in both directories.
+    /// A directory cannot be listed, a segment cannot be stat'ed or does not
+    /// start like a segment, or the same segment exists in both
+    /// directories.
     pub(crate) fn scan(&self) -> Result<Vec<LogicalLog>, Failure> {
-        Ok(scan(&self.dirs())?)
-    }
-
-    /// The largest stored record the configuration allows (payload plus LSN
-    /// prefix): what readers accept.
-    pub(crate) fn stored_record_size_max(&self) -> usize {
-        usize::try_from(self.config.writer.record_size_max.0)
-            .unwrap_or(usize::MAX)
-            .saturating_add(wal_manager::LSN_PREFIX_SIZE)
+        let dirs = self.dirs();
+        let logs = scan(&dirs)?;
+        for s in logs.iter().flat_map(|l| &l.segments) {
+            check_segment_start(dirs.get(s.dir).fs.as_ref(), &s.path)?;
+        }
+        Ok(logs)
     }
 
     /// A short description for headers: `primary DIR` or `primary DIR,
@@ -119,19 +109,6 @@ impl Target {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// Whether `name` is a file a WAL directory holds.
-pub(crate) fn is_wal_file_name(name: &str) -> bool {
-    if parse_segment_file_name(name).is_some()
-        || wal_manager::parse_recycle_file_name(name).is_some()
-    {
-        return true;
-    }
-    // Metadata files are written through a `.tmp` file and a rename; a crash
-    // may leave the temporary file behind.
-    let name = name.strip_suffix(".tmp").unwrap_or(name);
-    METADATA_FILES.contains(&name)
 }
 
 /// Checks that `dir` (the `role` directory) exists, is a directory, and is
@@ -161,42 +138,17 @@ fn check_dir(fs: &dyn Fs, role: &str, dir: &Path, need: Need) -> Result<(), Fail
             )));
         }
     }
-    let names = fs.list(dir).map_err(|e| {
-        Failure::failed(format!(
+    let id = if role == "primary" {
+        DirId::Primary
+    } else {
+        DirId::Secondary
+    };
+    check_wal_dir(fs, id, dir).map_err(|e| match e {
+        wal_manager::Error::Fs(e) => Failure::failed(format!(
             "cannot list {role} directory {}: {e}",
             dir.display()
-        ))
+        )),
+        e => e.into(),
     })?;
-    if names.is_empty() || names.iter().any(|n| is_wal_file_name(n)) {
-        return Ok(());
-    }
-    Err(Failure::usage(format!(
-        "{role} directory {} is not a WAL directory: its {} entries include no segment file (NNNNNN.log) and no WAL metadata file",
-        dir.display(),
-        names.len()
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wal_files_are_recognised_and_other_files_are_not() {
-        for name in [
-            "000001.log",
-            "000001-002.log",
-            "LOCK",
-            "WAL-STATE",
-            "WAL-STATE.tmp",
-            "WAL-IDENTITY",
-            "WAL-SECONDARY",
-            "probe-file",
-        ] {
-            assert!(is_wal_file_name(name), "{name}");
-        }
-        for name in ["notes.txt", "1.log", "000001.log.bak", "LOCK.bak", ".tmp"] {
-            assert!(!is_wal_file_name(name), "{name}");
-        }
-    }
+    Ok(())
 }

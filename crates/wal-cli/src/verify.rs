@@ -86,8 +86,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn read_log(target: &Target, log: &LogicalLog, progress: &mut ByteProgress) -> LogOutcome {
-    let mut reader = LogicalReader::new(log, target.dirs())
-        .with_record_size_max(target.stored_record_size_max());
+    let mut reader = LogicalReader::new(log, target.dirs());
     let mut records = 0u64;
     let mut lsns: Option<(Lsn, Lsn)> = None;
     let result = loop {
@@ -189,12 +188,8 @@ fn clean_end(end: End) -> String {
 
 /// The line of a segment read on its own.
 fn alone_line(target: &Target, log: &LogicalLog, segment: &Segment) -> String {
-    let AloneReport { records, lsns, end } = check_alone(
-        target.dirs().get(segment.dir).fs.as_ref(),
-        log.num,
-        segment,
-        target.stored_record_size_max(),
-    );
+    let AloneReport { records, lsns, end } =
+        check_alone(target.dirs().get(segment.dir).fs.as_ref(), log.num, segment);
     let lsns = lsns.map_or_else(String::new, |(a, b)| format!(" (LSN {a}..={b})"));
     let end = match end {
         AloneEnd::Clean(end) => clean_end(end),

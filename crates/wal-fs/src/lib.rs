@@ -10,8 +10,8 @@
 //!
 //! # Contract
 //!
-//! * Operations are *primitive*: [`Fs::create`] and [`Fs::rename`] do **not**
-//!   make the directory entry durable. A caller that needs the entry to
+//! * Operations are *primitive*: [`Fs::create`], [`Fs::rename`] and
+//!   [`Fs::create_dir_all`] do **not** make the directory entry durable. A caller that needs the entry to
 //!   survive a power loss calls [`Fs::sync_dir`] afterwards. [`MemFs`] models
 //!   exactly this, so a test over it catches a missing directory sync.
 //! * [`File::sync_data`] makes every byte written to that file so far durable,
@@ -146,7 +146,9 @@ pub trait Fs: Send + Sync + Debug + 'static {
     /// The directory is missing or unreadable.
     fn list(&self, dir: &Path) -> Result<Vec<String>>;
 
-    /// Creates `dir` and any missing parents. Succeeds if it exists.
+    /// Creates `dir` and any missing parents. Succeeds if it exists. Like
+    /// [`Fs::create`], this does not make the new entries durable:
+    /// [`create_dir_all_durably`] also syncs their parents.
     ///
     /// # Errors
     /// A component is not a directory, or the disk fails.
@@ -240,6 +242,44 @@ pub trait File: Send + Sync + Debug {
     /// # Errors
     /// The disk fails on close.
     fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// Creates `dir` and any missing parents, and makes every entry on the way
+/// durable: the parent of each directory it creates, and `dir`'s own parent,
+/// is synced ([`Fs::sync_dir`]). Without this, a power loss after files in a
+/// new directory were synced may take the directory, and the files with it.
+///
+/// # Errors
+/// A component is not a directory, or creating or syncing fails.
+pub fn create_dir_all_durably(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    // The directories that do not exist yet, deepest first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at.filter(|p| !p.as_os_str().is_empty()) {
+        match fs.stat(p) {
+            Ok(_) => break,
+            Err(e) if e.is_not_found() => missing.push(p),
+            Err(e) => return Err(e),
+        }
+        at = p.parent();
+    }
+    fs.create_dir_all(dir)?;
+    let parent_of = |p: &Path| match p.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Some(Path::new(".").to_path_buf()),
+        Some(parent) => Some(parent.to_path_buf()),
+        None => None,
+    };
+    // Top down: a directory's entry is durable before anything below it.
+    let mut synced = Vec::new();
+    for p in missing.iter().rev().copied().chain(std::iter::once(dir)) {
+        if let Some(parent) = parent_of(p) {
+            if !synced.contains(&parent) {
+                fs.sync_dir(&parent)?;
+                synced.push(parent);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An exclusive lock on a directory, released when dropped.

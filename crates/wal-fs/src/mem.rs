@@ -36,7 +36,7 @@ const _: () = assert!(SUBSECTORS_PER_SECTOR == u8::BITS as u64);
 /// use wal_fs::{File, Fs, MemFs};
 ///
 /// let fs = MemFs::new();
-/// fs.create_dir_all(Path::new("/wal")).unwrap();
+/// wal_fs::create_dir_all_durably(&fs, Path::new("/wal")).unwrap();
 /// let mut f = fs.create(Path::new("/wal/a.log")).unwrap();
 /// f.write(b"synced").unwrap();
 /// f.sync_data().unwrap();
@@ -92,9 +92,13 @@ const _: () = assert!(SUBSECTORS_PER_SECTOR == u8::BITS as u64);
 ///   two directories and each needs its own `sync_dir` to become durable; an
 ///   image where one directory was synced and the other was not may show
 ///   the file under both names or neither.
-/// * **Directories** are created durably by [`Fs::create_dir_all`] (a
-///   simplification: the WAL creates its directories once, at startup) and
-///   cannot be removed or renamed.
+/// * **Directories** are entries like files: one made by
+///   [`Fs::create_dir_all`] is durable only once its parent is synced
+///   ([`Fs::sync_dir`] of the parent), and a crash image may drop it, with
+///   everything in it, until then ([`create_dir_all_durably`] creates and
+///   syncs). Directories cannot be removed or renamed.
+///
+/// [`create_dir_all_durably`]: crate::create_dir_all_durably
 /// * **Creating** an existing path makes a new, empty file and points the
 ///   name at it; open handles of the old file keep the old file, and a crash
 ///   image may show either (like creating a temporary file and renaming it
@@ -351,7 +355,7 @@ impl MemFs {
         let mut comps = components(path);
         let name = comps.pop().ok_or_else(|| err(names_root()))?;
         let mut st = self.state.lock();
-        let dir = st.make_dirs(&comps).map_err(err)?;
+        let dir = st.make_dirs(&comps, true).map_err(err)?;
         if st
             .dir(dir)
             .current
@@ -461,8 +465,9 @@ enum Node {
 #[derive(Clone, Default)]
 struct DirNode {
     current: BTreeMap<String, Ino>,
-    /// INVARIANT: equal to `current` right after a `sync_dir`; a name that is
-    /// a directory has the same entry in both (directories are durable).
+    /// INVARIANT: equal to `current` right after a `sync_dir`. A directory,
+    /// once in `durable`, has the same entry in both (directories cannot be
+    /// removed or renamed); one not yet synced is in `current` only.
     durable: BTreeMap<String, Ino>,
 }
 
@@ -647,8 +652,10 @@ impl State {
         Ok((dir, name))
     }
 
-    /// Creates the directories along `comps` durably; returns the last.
-    fn make_dirs(&mut self, comps: &[String]) -> io::Result<Ino> {
+    /// Creates the directories along `comps`; returns the last. With
+    /// `durable`, each new entry is durable at once; otherwise it waits for
+    /// a `sync_dir` of its parent, like any other entry.
+    fn make_dirs(&mut self, comps: &[String], durable: bool) -> io::Result<Ino> {
         let mut cur = ROOT;
         for name in comps {
             cur = match self.dir(cur).current.get(name) {
@@ -658,9 +665,11 @@ impl State {
                     let ino = self.alloc(Node::Dir(DirNode::default()));
                     let d = self.dir_mut(cur);
                     d.current.insert(name.clone(), ino);
-                    let replaced = d.durable.insert(name.clone(), ino);
-                    if let Some(old) = replaced {
-                        self.free_if_unreferenced(old);
+                    if durable {
+                        let replaced = d.durable.insert(name.clone(), ino);
+                        if let Some(old) = replaced {
+                            self.free_if_unreferenced(old);
+                        }
                     }
                     ino
                 }
@@ -1146,7 +1155,7 @@ impl Fs for MemFs {
 
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
         let mut st = self.state.lock();
-        st.make_dirs(&components(dir))
+        st.make_dirs(&components(dir), false)
             .map_err(|e| Error::io(Op::CreateDir, dir, e))?;
         Ok(())
     }
@@ -1359,7 +1368,7 @@ mod tests {
     /// A filesystem with a durable `/wal` directory.
     fn wal_fs() -> MemFs {
         let fs = MemFs::new();
-        fs.create_dir_all(p("/wal")).unwrap();
+        crate::create_dir_all_durably(&fs, p("/wal")).unwrap();
         fs
     }
 
@@ -1688,6 +1697,62 @@ mod tests {
             assert!(exists(&image, "/wal/created"), "{report:?}");
             assert!(report.entries.is_empty());
         }
+    }
+
+    #[test]
+    fn a_new_directory_and_its_files_are_durable_only_once_its_parent_is_synced() {
+        let fs = MemFs::new();
+        fs.create_dir_all(p("/a/b")).unwrap();
+        let mut f = fs.create(p("/a/b/f")).unwrap();
+        f.write(b"x").unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(p("/a/b")).unwrap();
+        let mut outcomes = HashSet::new();
+        for seed in 0..SEEDS {
+            let (image, report) = fs.crash_image_report(seed);
+            let kept = exists(&image, "/a/b/f");
+            if kept {
+                assert_eq!(image.read_file(p("/a/b/f")).unwrap(), b"x", "{report:?}");
+            }
+            assert_eq!(
+                kept,
+                exists(&image, "/a") && exists(&image, "/a/b"),
+                "{report:?}"
+            );
+            outcomes.insert(kept);
+        }
+        assert_eq!(
+            outcomes.len(),
+            2,
+            "the new directories survived and vanished"
+        );
+
+        fs.sync_dir(p("/")).unwrap();
+        fs.sync_dir(p("/a")).unwrap();
+        for seed in 0..SEEDS {
+            let (image, report) = fs.crash_image_report(seed);
+            assert_eq!(image.read_file(p("/a/b/f")).unwrap(), b"x", "{report:?}");
+            assert!(report.entries.is_empty(), "{report:?}");
+        }
+    }
+
+    #[test]
+    fn create_dir_all_durably_syncs_every_new_level() {
+        let fs = MemFs::new();
+        crate::create_dir_all_durably(&fs, p("/a")).unwrap();
+        crate::create_dir_all_durably(&fs, p("/a/b/c")).unwrap();
+        let mut f = fs.create(p("/a/b/c/f")).unwrap();
+        f.write(b"x").unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(p("/a/b/c")).unwrap();
+        for seed in 0..SEEDS {
+            let (image, report) = fs.crash_image_report(seed);
+            assert_eq!(image.read_file(p("/a/b/c/f")).unwrap(), b"x", "{report:?}");
+            assert!(report.entries.is_empty(), "{report:?}");
+        }
+        // An existing directory is left as it is.
+        crate::create_dir_all_durably(&fs, p("/a/b/c")).unwrap();
+        assert_eq!(fs.list(p("/a/b/c")).unwrap(), vec!["f".to_owned()]);
     }
 
     #[test]

@@ -109,6 +109,61 @@ pub enum Error {
         /// The highest existing log.
         existing: LogNum,
     },
+    /// `create` was called with a log number that an earlier `obsolete`
+    /// made obsolete for good: its file would be deleted at the next open.
+    #[error(
+        "cannot create log {requested}: every log below {obsolete_below} is obsolete (WAL-STATE), so a log with this number would be deleted at the next open; use log {obsolete_below} or above"
+    )]
+    LogNumObsolete {
+        /// The log asked for.
+        requested: LogNum,
+        /// The durable watermark: every log below it is obsolete.
+        obsolete_below: LogNum,
+    },
+    /// `close` was called on a manager whose writer is still open.
+    #[error("cannot close the manager: the writer of log {open} is still open; close it first")]
+    CloseWithWriterOpen {
+        /// The open log.
+        open: LogNum,
+    },
+    /// A record longer than the configured limit was appended.
+    #[error("record of {len} bytes exceeds writer.record_size_max = {max} bytes")]
+    RecordTooLarge {
+        /// The record's length.
+        len: u64,
+        /// `writer.record_size_max`.
+        max: u64,
+    },
+    /// A directory given as a WAL directory holds other things and no WAL
+    /// file.
+    #[error("{role} directory {} is not a WAL directory: its {entries} entries include no segment file (NNNNNN.log) and no WAL metadata file", dir.display())]
+    NotAWalDirectory {
+        /// Which directory it was given as.
+        role: crate::types::DirId,
+        /// The directory.
+        dir: PathBuf,
+        /// How many entries it has.
+        entries: usize,
+    },
+    /// A file named like a segment does not start like one: its first chunk
+    /// has a type no log writer emits (and no crash can leave there).
+    #[error("{} is named like a log segment but is not one: its first chunk has type {chunk_type}, which no log writer emits", path.display())]
+    NotALogFile {
+        /// The file.
+        path: PathBuf,
+        /// The type byte found at offset 6.
+        chunk_type: u8,
+    },
+    /// A directory's role files say it belongs to a failover pair in another
+    /// role than the configuration gives it, or to a pair the configuration
+    /// does not describe.
+    #[error("{}: {reason}", dir.display())]
+    WrongRole {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// No log with this number.
     #[error("no log {0}")]
     NoSuchLog(LogNum),

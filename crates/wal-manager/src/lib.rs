@@ -23,6 +23,7 @@ mod config;
 mod envelope;
 mod error;
 pub mod failover;
+pub mod layout;
 mod log;
 mod manager;
 mod meta;

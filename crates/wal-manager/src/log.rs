@@ -43,16 +43,26 @@ impl Dirs {
     /// for tools that read logs without opening a manager (which would lock
     /// and initialise the directories).
     pub fn from_config(config: &crate::Config, fs: &Arc<dyn Fs>) -> Dirs {
+        Dirs::with_fs(config, fs, fs)
+    }
+
+    /// The directories a configuration names, the primary reached through
+    /// `primary_fs` and the secondary through `secondary_fs`. No I/O.
+    pub(crate) fn with_fs(
+        config: &crate::Config,
+        primary_fs: &Arc<dyn Fs>,
+        secondary_fs: &Arc<dyn Fs>,
+    ) -> Dirs {
         Dirs {
             primary: Dir {
                 id: DirId::Primary,
                 path: config.primary.dir.clone(),
-                fs: Arc::clone(fs),
+                fs: Arc::clone(primary_fs),
             },
             secondary: config.secondary.as_ref().map(|s| Dir {
                 id: DirId::Secondary,
                 path: s.dir.clone(),
-                fs: Arc::clone(fs),
+                fs: Arc::clone(secondary_fs),
             }),
         }
     }

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::failover::FailoverManager;
 use crate::failover::writer::FailoverWriter;
+use crate::layout;
 use crate::log::{Dir, Dirs, LogicalLog, Segment, scan};
 use crate::meta;
 use crate::naming::{parse_recycle_file_name, recycle_file_name};
@@ -203,12 +204,14 @@ impl Manager {
         self.core().list()
     }
 
-    /// Starts log `log`, which must be above every existing log. The previous
-    /// writer must have been closed.
+    /// Starts log `log`, which must be above every existing log and not
+    /// below the obsolete watermark ([`Manager::next_log_num`] is the
+    /// lowest number accepted). The previous writer must have been closed.
     ///
     /// # Errors
-    /// A writer is open, the number does not increase, or the file cannot be
-    /// created.
+    /// A writer is open ([`Error::WriterOpen`]), the number does not
+    /// increase ([`Error::LogNumNotIncreasing`]) or is obsolete
+    /// ([`Error::LogNumObsolete`]), or the file cannot be created.
     pub fn create(&self, log: LogNum) -> Result<Writer> {
         match self {
             Manager::Standalone(m) => m.create(log).map(Writer::Standalone),
@@ -262,6 +265,13 @@ impl Manager {
         self.core().next_lsn()
     }
 
+    /// The lowest log number [`Manager::create`] accepts now: above every
+    /// log that exists and at or above the obsolete watermark (logs below
+    /// it are deleted at open, so a new log there would not survive).
+    pub fn next_log_num(&self) -> LogNum {
+        self.core().next_log_num()
+    }
+
     /// Publishes this manager's figures through the `metrics` facade (see
     /// [`crate::metrics`] for the names).
     pub fn publish_metrics(&self) {
@@ -296,11 +306,19 @@ impl Manager {
     }
 
     /// Closes the manager: stops its threads, waits for background closes of
-    /// old segment writers, and releases the directory locks.
+    /// old segment writers, and releases the directory locks, so that the
+    /// directories can be opened again at once (a closed [`Writer`] still
+    /// held elsewhere does not keep them). Closing twice is fine. After a
+    /// failed close the manager stays open and usable, and close can be
+    /// tried again.
+    ///
+    /// Dropping a manager without closing it does the same, except that
+    /// while a writer is still open the locks stay with that writer until
+    /// it is dropped: two writers must never share a directory.
     ///
     /// # Errors
-    /// [`Error::WriterOpen`] if a writer is still open.
-    pub fn close(self) -> Result<()> {
+    /// [`Error::CloseWithWriterOpen`] if a writer is still open.
+    pub fn close(&self) -> Result<()> {
         match self {
             Manager::Standalone(m) => m.close(),
             Manager::Failover(m) => m.close(),
@@ -483,35 +501,46 @@ pub(crate) struct Core {
     totals: Mutex<LogWriterMetrics>,
     /// The standalone manager's open writer, for its figures.
     pub(crate) current: Mutex<Option<std::sync::Weak<LogWriter<crate::recorder::PlainFile>>>>,
-    _locks: Vec<Box<dyn DirLock>>,
+    /// Held across computing, writing and recording `WAL-STATE`, so that
+    /// two callers of `obsolete` (say, retention after a rotation and a
+    /// `truncate_before`) can neither write it at once (they share its
+    /// temporary file) nor let an older state overwrite a newer one.
+    state_file: Mutex<()>,
+    /// The directory locks; emptied (released) by `close`, or when the
+    /// manager is dropped with no writer open.
+    locks: Mutex<Vec<Box<dyn DirLock>>>,
 }
 
 impl Core {
     /// Creates and locks the directories, scans the logs and recovers the
     /// next LSN.
     pub(crate) fn open(config: &Config, env: &Env) -> Result<Core> {
-        let primary = Dir {
-            id: DirId::Primary,
-            path: config.primary.dir.clone(),
-            fs: Arc::clone(&env.primary_fs),
-        };
-        let secondary = config.secondary.as_ref().map(|s| Dir {
-            id: DirId::Secondary,
-            path: s.dir.clone(),
-            fs: Arc::clone(&env.secondary_fs),
-        });
-        let dirs = Dirs { primary, secondary };
+        let dirs = Dirs::with_fs(config, &env.primary_fs, &env.secondary_fs);
+        // The checks that only read come before anything is created,
+        // locked or written (`crate::layout`).
+        for dir in dirs.iter() {
+            layout::check_wal_dir(dir.fs.as_ref(), dir.id, &dir.path)?;
+        }
+        layout::check_roles(&dirs)?;
         let mut locks = Vec::new();
         for dir in dirs.iter() {
-            dir.fs.create_dir_all(&dir.path)?;
+            wal_fs::create_dir_all_durably(dir.fs.as_ref(), &dir.path)?;
             locks.push(dir.fs.lock(&dir.path)?);
         }
         let state = meta::read_state(&dirs)?;
         let (gone, logs): (Vec<LogicalLog>, Vec<LogicalLog>) = scan(&dirs)?
             .into_iter()
             .partition(|l| l.num.0 < state.obsolete_below);
-        delete_leftovers(&dirs, &gone)?;
-        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor, config)?;
+        for s in logs.iter().flat_map(|l| &l.segments) {
+            layout::check_segment_start(dirs.get(s.dir).fs.as_ref(), &s.path)?;
+        }
+        let leftovers: Vec<(DirId, PathBuf)> = gone
+            .iter()
+            .flat_map(|l| &l.segments)
+            .map(|s| (s.dir, s.path.clone()))
+            .collect();
+        delete_files(&dirs, &leftovers, "deleted a leftover of an obsolete log")?;
+        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor)?;
         let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
         tracing::info!(
             primary = %dirs.primary.path.display(),
@@ -542,12 +571,19 @@ impl Core {
             }),
             totals: Mutex::new(LogWriterMetrics::default()),
             current: Mutex::new(None),
-            _locks: locks,
+            state_file: Mutex::new(()),
+            locks: Mutex::new(locks),
         })
     }
 
     pub(crate) fn next_lsn(&self) -> Lsn {
         Lsn(self.next_lsn.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn next_log_num(&self) -> LogNum {
+        let st = self.state.lock();
+        let above_last = st.logs.last().map_or(1, |l| l.log.num.0 + 1);
+        LogNum(above_last.max(st.state_written.obsolete_below).max(1))
     }
 
     pub(crate) fn list(&self) -> Vec<LogicalLog> {
@@ -580,6 +616,12 @@ impl Core {
                     existing: last.log.num,
                 });
             }
+        }
+        if log.0 < st.state_written.obsolete_below {
+            return Err(Error::LogNumObsolete {
+                requested: log,
+                obsolete_below: LogNum(st.state_written.obsolete_below),
+            });
         }
         st.open = Some(log);
         st.logs.push(LiveLog {
@@ -656,8 +698,14 @@ impl Core {
         // Make the decision durable first: once the caller deletes these
         // logs, `WAL-STATE` is what says they are gone for good (a power
         // cut may leave any subset of their files) and how high LSNs went.
+        // One caller at a time from here to the recorded state: both values
+        // only grow, and the file is written through one temporary name.
+        let state_file = self.state_file.lock();
         let wanted = {
             let st = self.state.lock();
+            if st.closed {
+                return Err(Error::Closed("the manager"));
+            }
             // The open log stays live whatever the caller says.
             let boundary = st.open.map_or(min_unflushed, |o| o.min(min_unflushed));
             meta::WalState {
@@ -670,6 +718,7 @@ impl Core {
             meta::write_state(dir.fs.as_ref(), &dir.path, wanted)?;
             self.state.lock().state_written = wanted;
         }
+        drop(state_file);
         let mut deletable = Vec::new();
         let mut to_recycle = Vec::new();
         {
@@ -739,27 +788,14 @@ impl Core {
     }
 
     pub(crate) fn delete(&self, files: &[DeletableFile]) -> Result<()> {
-        let mut touched = Vec::new();
-        for f in files {
-            let dir = self.dirs.get(f.dir);
-            match dir.fs.remove(&f.path) {
-                Ok(()) => {
-                    tracing::debug!(path = %f.path.display(), "obsolete log file deleted");
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-            if !touched.contains(&f.dir) {
-                touched.push(f.dir);
-            }
-        }
-        for id in touched {
-            let dir = self.dirs.get(id);
-            dir.fs.sync_dir(&dir.path)?;
-        }
-        Ok(())
+        let files: Vec<(DirId, PathBuf)> = files.iter().map(|f| (f.dir, f.path.clone())).collect();
+        delete_files(&self.dirs, &files, "obsolete log file deleted")
     }
 
+    /// A reader of live log `log`. Readers take records of any size the
+    /// format allows, whatever `writer.record_size_max` says now: that limit
+    /// is for appends, and a log written under a larger one must stay
+    /// readable.
     pub(crate) fn open_reader(&self, log: LogNum) -> Result<LogicalReader> {
         let st = self.state.lock();
         let live = st
@@ -767,12 +803,24 @@ impl Core {
             .iter()
             .find(|l| l.log.num == log)
             .ok_or(Error::NoSuchLog(log))?;
-        Ok(LogicalReader::new(&live.log, self.dirs.clone())
-            .with_record_size_max(self.record_size_max() + crate::envelope::LSN_PREFIX_SIZE))
+        Ok(LogicalReader::new(&live.log, self.dirs.clone()))
     }
 
     pub(crate) fn record_size_max(&self) -> usize {
         self.config.writer.record_size_max.0 as usize
+    }
+
+    /// Refuses a group with a record over `writer.record_size_max` (before
+    /// anything is appended, so that no LSN is used up).
+    pub(crate) fn check_record_sizes(&self, payloads: &[&[u8]]) -> Result<()> {
+        let max = self.record_size_max();
+        match payloads.iter().find(|p| p.len() > max) {
+            Some(p) => Err(Error::RecordTooLarge {
+                len: p.len() as u64,
+                max: max as u64,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Writer options for a segment of `log`.
@@ -823,17 +871,33 @@ impl Core {
         t
     }
 
-    /// Refuses to close while a writer is open; marks the manager closed.
-    pub(crate) fn close(&self) -> Result<()> {
+    /// Refuses to close while a writer is open; marks the manager closed
+    /// (no new writer, no `obsolete`). The locks stay until
+    /// [`Core::release_locks`].
+    pub(crate) fn begin_close(&self) -> Result<()> {
         let mut st = self.state.lock();
         if let Some(open) = st.open {
-            return Err(Error::WriterOpen {
-                open,
-                requested: open,
-            });
+            return Err(Error::CloseWithWriterOpen { open });
         }
         st.closed = true;
         Ok(())
+    }
+
+    /// Releases the directory locks if no writer is open (a writer that is
+    /// still open keeps them, through its `Arc<Core>`, until it is dropped).
+    /// Marks the manager closed.
+    pub(crate) fn release_locks(&self) {
+        let mut st = self.state.lock();
+        if st.open.is_some() {
+            return;
+        }
+        st.closed = true;
+        let released = std::mem::take(&mut *self.locks.lock());
+        drop(st);
+        if !released.is_empty() {
+            tracing::debug!(primary = %self.dirs.primary.path.display(), "wal manager closed; directory locks released");
+        }
+        drop(released);
     }
 
     /// Sets the next LSN (for `truncate_after`). Only while no writer is open.
@@ -884,22 +948,19 @@ fn load_recycler(dir: &Dir, limit: usize) -> Result<Recycler> {
     Ok(recycler)
 }
 
-/// Deletes what a previous run left of logs it had declared obsolete.
-fn delete_leftovers(dirs: &Dirs, gone: &[LogicalLog]) -> Result<()> {
+/// Deletes `files` (one already gone is fine), then syncs each directory
+/// that had one, so the removals are durable. `what` is the log line for
+/// each file removed.
+fn delete_files(dirs: &Dirs, files: &[(DirId, PathBuf)], what: &'static str) -> Result<()> {
     let mut touched = Vec::new();
-    for log in gone {
-        for s in &log.segments {
-            let dir = dirs.get(s.dir);
-            match dir.fs.remove(&s.path) {
-                Ok(()) => {
-                    tracing::info!(path = %s.path.display(), "deleted a leftover of an obsolete log");
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-            if !touched.contains(&s.dir) {
-                touched.push(s.dir);
-            }
+    for (id, path) in files {
+        match dirs.get(*id).fs.remove(path) {
+            Ok(()) => tracing::debug!(path = %path.display(), "{what}"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !touched.contains(id) {
+            touched.push(*id);
         }
     }
     for id in touched {
@@ -917,11 +978,9 @@ fn delete_leftovers(dirs: &Dirs, gone: &[LogicalLog]) -> Result<()> {
 /// at open. The newest log decides even when an older live log holds higher
 /// LSNs: that happens only after `truncate_after`, whose marker starts the
 /// newest log and deliberately rewinds the sequence.
-fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], floor: Lsn, config: &Config) -> Result<Lsn> {
+fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], floor: Lsn) -> Result<Lsn> {
     for log in logs.iter().rev() {
-        let mut reader = LogicalReader::new(log, dirs.clone()).with_record_size_max(
-            config.writer.record_size_max.0 as usize + crate::envelope::LSN_PREFIX_SIZE,
-        );
+        let mut reader = LogicalReader::new(log, dirs.clone());
         while reader.next()?.is_some() {}
         if let Some(last) = reader.last_lsn() {
             return Ok(last.next());

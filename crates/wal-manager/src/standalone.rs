@@ -114,8 +114,18 @@ impl StandaloneManager {
     ///
     /// # Errors
     /// As [`crate::Manager::close`].
-    pub fn close(self) -> Result<()> {
-        self.core.close()
+    pub fn close(&self) -> Result<()> {
+        self.core.begin_close()?;
+        self.core.release_locks();
+        Ok(())
+    }
+}
+
+impl Drop for StandaloneManager {
+    /// Releases the directory locks unless a writer is still open (that
+    /// writer keeps them until it is dropped).
+    fn drop(&mut self) {
+        self.core.release_locks();
     }
 }
 
@@ -151,18 +161,6 @@ impl StandaloneWriter {
         }
     }
 
-    fn check_size(&self, payload: &[u8]) -> Result<()> {
-        let max = self.core.record_size_max();
-        if payload.len() > max {
-            return Err(self.seg_err(wal_record::Error::RecordTooLarge {
-                offset: 0,
-                len: payload.len() as u64,
-                max: max as u64,
-            }));
-        }
-        Ok(())
-    }
-
     /// Appends one record; see [`crate::Writer::append`].
     ///
     /// # Errors
@@ -176,9 +174,7 @@ impl StandaloneWriter {
     /// # Errors
     /// As [`crate::Writer::append_batch`].
     pub fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
-        for p in payloads {
-            self.check_size(p)?;
-        }
+        self.core.check_record_sizes(payloads)?;
         let counter = &self.core.next_lsn;
         let (lsns, end) = self
             .lw
@@ -264,7 +260,7 @@ impl StandaloneWriter {
     /// # Errors
     /// As [`crate::Writer::append_marker`].
     pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
-        self.check_size(payload)?;
+        self.core.check_record_sizes(&[payload])?;
         let core = &self.core;
         let (outcome, end) = self
             .lw

@@ -334,11 +334,19 @@ impl FailoverManager {
     ///
     /// # Errors
     /// As [`crate::Manager::close`].
-    pub fn close(self) -> Result<()> {
-        self.shared.core.close()?;
+    pub fn close(&self) -> Result<()> {
+        self.shared.core.begin_close()?;
+        self.shut_down();
+        Ok(())
+    }
+
+    /// Stops the threads, waits for the background tasks (segment
+    /// creations, closes of old segment writers: they write to the
+    /// directories), then releases the locks unless a writer is open.
+    fn shut_down(&self) {
         self.stop_threads();
         self.shared.tasks.join_all();
-        Ok(())
+        self.shared.core.release_locks();
     }
 
     fn stop_threads(&self) {
@@ -351,8 +359,10 @@ impl FailoverManager {
 }
 
 impl Drop for FailoverManager {
+    /// As [`FailoverManager::close`], without the error: a manager dropped
+    /// while its writer is open leaves the locks with that writer.
     fn drop(&mut self) {
-        self.stop_threads();
+        self.shut_down();
     }
 }
 

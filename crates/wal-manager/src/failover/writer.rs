@@ -230,12 +230,6 @@ impl Inner {
         Some(recorder.ongoing_latency_or_error())
     }
 
-    /// The newest segment's directory and path.
-    pub(crate) fn newest_segment(&self) -> Option<(DirId, PathBuf)> {
-        let st = self.state.lock();
-        st.slots.last().map(|s| (s.dir, s.path.clone()))
-    }
-
     /// Fails the writer: it can neither write nor switch.
     pub(crate) fn fail(&self, reason: String) {
         let mut st = self.state.lock();
@@ -425,22 +419,6 @@ impl Inner {
             });
     }
 
-    fn check_size(&self, payload: &[u8]) -> Result<()> {
-        let max = self.core.record_size_max();
-        if payload.len() > max {
-            return Err(Error::Segment {
-                log: self.log,
-                path: self.newest_segment().map(|s| s.1).unwrap_or_default(),
-                source: wal_record::Error::RecordTooLarge {
-                    offset: 0,
-                    len: payload.len() as u64,
-                    max: max as u64,
-                },
-            });
-        }
-        Ok(())
-    }
-
     fn refusal(&self, st: &State) -> Option<Error> {
         if let Some(reason) = &st.failed {
             return Some(Error::WriterFailed {
@@ -463,9 +441,7 @@ impl Inner {
     }
 
     fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
-        for p in payloads {
-            self.check_size(p)?;
-        }
+        self.core.check_record_sizes(payloads)?;
         let start = Instant::now();
         let format = self.core.config.writer.format.0;
         let queue_max = self.core.config.failover.queue_bytes_max.0 as usize;
@@ -730,7 +706,7 @@ impl FailoverWriter {
     /// # Errors
     /// As [`crate::Writer::append_marker`].
     pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
-        self.inner.check_size(payload)?;
+        self.inner.core.check_record_sizes(&[payload])?;
         let inner = &self.inner;
         let mut st = inner.state.lock();
         if let Some(e) = inner.refusal(&st) {

@@ -50,12 +50,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::config::{Config, SyncPolicy};
 use crate::error::{Error, Result};
+use crate::failover::FailoverManager;
 use crate::log::LogicalLog;
-use crate::manager::{Env, Manager, Writer};
+use crate::manager::{Env, Manager, Stats, Writer};
 use crate::reader::LogicalReader;
 use crate::types::{LogNum, Lsn};
 
@@ -259,8 +260,20 @@ struct SyncerControl {
 type WriterSlot = Arc<RwLock<Arc<Writer>>>;
 
 /// A write-ahead log addressed by LSN. See the [module docs](self).
+///
+/// Every method takes `&self`: appends, reads, iterators, replays,
+/// checkpoints, truncations and retention may run on any threads at once.
+/// Operations that change the set of logs (rotation, checkpoints, both
+/// truncations, retention) take turns; appends wait only for a rotation;
+/// readers never wait for a writer, and see a truncation either wholly or
+/// not at all.
 pub struct Wal {
     manager: Manager,
+    /// Held by every operation that changes the set of logs (rotation,
+    /// checkpoints, truncations, retention), so that each sees the logs as
+    /// the previous one left them. Lock order: `maintenance`, then
+    /// `writer`, then `state`, then `readers`.
+    maintenance: Mutex<()>,
     log_size_max: u64,
     policy: SyncPolicy,
     sync_every_records: u64,
@@ -334,12 +347,12 @@ impl Wal {
             first_visible: Lsn(0),
             checkpoints: Vec::new(),
         };
-        let logs = manager.list();
-        for log in &logs {
+        for log in &manager.list() {
             scan_log(&manager, &mut state, log)?;
         }
-        // Empty logs count too: the new log's number must be above all.
-        let next = logs.last().map_or(LogNum(1), |l| LogNum(l.num.0 + 1));
+        // Above every log, empty ones included, and above the obsolete
+        // watermark: a log below it would be deleted at the next open.
+        let next = manager.next_log_num();
         let writer = manager.create(next)?;
         state.logs.push(LogInfo::new(next, manager.next_lsn()));
         let writer: WriterSlot = Arc::new(RwLock::new(Arc::new(writer)));
@@ -358,6 +371,7 @@ impl Wal {
             state: Mutex::new(state),
             readers: Mutex::new(VecDeque::new()),
             syncer,
+            maintenance: Mutex::new(()),
             manager,
         })
     }
@@ -367,9 +381,33 @@ impl Wal {
         self.policy
     }
 
-    /// The manager underneath (stats, failover controls).
-    pub fn manager(&self) -> &Manager {
-        &self.manager
+    /// The logs the WAL holds now, oldest first, with their segments: what
+    /// retention and truncation count and delete.
+    pub fn logs(&self) -> Vec<LogicalLog> {
+        self.manager.list()
+    }
+
+    /// The manager's figures (files, bytes, syncs, failover).
+    pub fn stats(&self) -> Stats {
+        self.manager.stats()
+    }
+
+    /// Publishes the manager's figures through the `metrics` facade (see
+    /// [`crate::metrics`]).
+    pub fn publish_metrics(&self) {
+        self.manager.publish_metrics();
+    }
+
+    /// The failover controls ([`FailoverManager::force_switch`], the
+    /// current directory, the monitor and prober steps of
+    /// [`crate::Driver::Manual`]), when the WAL runs on a failover manager.
+    /// The manager itself stays the WAL's: nothing here creates, closes or
+    /// deletes a log.
+    pub fn failover(&self) -> Option<&FailoverManager> {
+        match &self.manager {
+            Manager::Standalone(_) => None,
+            Manager::Failover(m) => Some(m),
+        }
     }
 
     /// Appends a record; waits for durability as the sync policy says
@@ -422,7 +460,8 @@ impl Wal {
             }
         }
         if full {
-            let _ = self.rotate(Some(log), None)?;
+            let maintenance = self.maintenance.lock();
+            let _ = self.rotate(&maintenance, Some(log), None)?;
         }
         Ok(lsns)
     }
@@ -433,15 +472,16 @@ impl Wal {
     /// # Errors
     /// Deleting logs failed.
     pub fn apply_retention(&self) -> Result<()> {
-        self.enforce_retention()
+        let maintenance = self.maintenance.lock();
+        self.enforce_retention(&maintenance)
     }
 
     /// Deletes the oldest logs while the WAL is over its retention limits,
-    /// but only logs before the latest checkpoint's log: their records are
-    /// covered by the checkpoint. Logs the engine still needs (after the
+    /// but only logs before the latest checkpoint's log whose records the
+    /// checkpoint covers. Logs the engine still needs (after the
     /// checkpoint, or any log when there is no checkpoint) are never deleted;
     /// the WAL then stays over its limits (see the figures in `Stats`).
-    fn enforce_retention(&self) -> Result<()> {
+    fn enforce_retention(&self, _maintenance: &MutexGuard<'_, ()>) -> Result<()> {
         if self.retention_logs_max == 0 && self.retention_bytes_max == 0 {
             return Ok(());
         }
@@ -454,12 +494,22 @@ impl Wal {
         let mut bytes: u64 = logs.iter().map(LogicalLog::size).sum();
         let min_kept = {
             let mut st = self.state.lock();
-            let Some(&(_, checkpoint_log)) = st.checkpoints.last() else {
+            let Some((checkpoint, checkpoint_log)) = st.checkpoints.last().cloned() else {
                 return Ok(());
             };
             let mut min_kept = None;
             for log in &logs {
                 if !over(count, bytes) || log.num >= checkpoint_log {
+                    break;
+                }
+                // A log holding records after the checkpoint's LSN is still
+                // needed (a `checkpoint_at` below the last record).
+                let covered = st
+                    .logs
+                    .iter()
+                    .find(|l| l.num == log.num)
+                    .is_none_or(|l| l.wholly_below(checkpoint.lsn.next()));
+                if !covered {
                     break;
                 }
                 count -= 1;
@@ -674,11 +724,61 @@ impl Wal {
     /// # Errors
     /// Closing the current log or writing the checkpoint failed.
     pub fn checkpoint(&self, data: &[u8]) -> Result<Lsn> {
-        let (lsn, log) = self.rotate(None, Some(&Marker::Checkpoint(data.to_vec())))?;
-        let checkpoint = Checkpoint {
-            lsn,
+        let maintenance = self.maintenance.lock();
+        self.write_checkpoint(&maintenance, None, data)
+    }
+
+    /// Writes a durable checkpoint carrying `data` that covers the records
+    /// up to `lsn` and no further: an engine that flushed its memtable up
+    /// to `lsn` while later records kept coming says so here, and
+    /// [`Wal::replay_from_checkpoint`] then replays from `lsn + 1`. Every
+    /// record up to the last one appended is durable once this returns.
+    /// `lsn` may be 0 (nothing covered) or any LSN up to the last one
+    /// appended, and must not be below the latest checkpoint's.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an `lsn` beyond the last record or
+    /// below the latest checkpoint; as [`Wal::checkpoint`].
+    pub fn checkpoint_at(&self, lsn: Lsn, data: &[u8]) -> Result<Lsn> {
+        let maintenance = self.maintenance.lock();
+        let last = self.manager.next_lsn().0.saturating_sub(1);
+        if lsn.0 > last {
+            return Err(Error::InvalidArgument {
+                name: "checkpoint_at lsn",
+                value: format!("{lsn} (the last record is {last})"),
+                expected: "at most the last record's LSN",
+            });
+        }
+        if let Some(latest) = self.last_checkpoint() {
+            if lsn < latest.lsn {
+                return Err(Error::InvalidArgument {
+                    name: "checkpoint_at lsn",
+                    value: format!("{lsn} (the latest checkpoint covers up to {})", latest.lsn),
+                    expected: "at least the latest checkpoint's LSN",
+                });
+            }
+        }
+        // A checkpoint of the last record is an ordinary one.
+        let covers = (lsn.0 < last).then_some(lsn);
+        self.write_checkpoint(&maintenance, covers, data)
+    }
+
+    fn write_checkpoint(
+        &self,
+        maintenance: &MutexGuard<'_, ()>,
+        covers: Option<Lsn>,
+        data: &[u8],
+    ) -> Result<Lsn> {
+        let marker = Marker::Checkpoint {
+            covers,
             data: data.to_vec(),
         };
+        let (marker_lsn, log) = self.rotate(maintenance, None, Some(&marker))?;
+        let checkpoint = Checkpoint {
+            lsn: covers.unwrap_or(marker_lsn),
+            data: data.to_vec(),
+        };
+        let lsn = checkpoint.lsn;
         self.state.lock().checkpoints.push((checkpoint, log));
         Ok(lsn)
     }
@@ -720,13 +820,14 @@ impl Wal {
     /// # Errors
     /// [`Error::LsnOutOfRange`] outside `first..=last + 1`, or a write error.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<()> {
+        let maintenance = self.maintenance.lock();
         let Some((first, last)) = self.bounds() else {
             return Err(self.out_of_range(lsn));
         };
         if lsn < first || lsn > last.next() {
             return Err(self.out_of_range(lsn));
         }
-        let _ = self.rotate(None, Some(&Marker::TruncateBefore(lsn)))?;
+        let _ = self.rotate(&maintenance, None, Some(&Marker::TruncateBefore(lsn)))?;
         let min_kept = {
             let mut st = self.state.lock();
             st.first_visible = st.first_visible.max(lsn);
@@ -770,13 +871,14 @@ impl Wal {
     /// # Errors
     /// [`Error::LsnOutOfRange`] outside `first - 1..=last`, or a write error.
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        let maintenance = self.maintenance.lock();
         let Some((first, last)) = self.bounds() else {
             return Err(self.out_of_range(lsn));
         };
         if lsn.0 + 1 < first.0 || lsn > last {
             return Err(self.out_of_range(lsn));
         }
-        let _ = self.rotate(None, Some(&Marker::TruncateAfter(lsn)))?;
+        let _ = self.rotate(&maintenance, None, Some(&Marker::TruncateAfter(lsn)))?;
         let mut st = self.state.lock();
         let earlier = st.logs.len() - 1;
         apply_truncate_after(&mut st, earlier, lsn);
@@ -788,7 +890,12 @@ impl Wal {
     /// next log starts with it (durably). With `only_if`, rotates only if
     /// that log is still the current one. Returns the marker's LSN and the
     /// new log's number.
-    fn rotate(&self, only_if: Option<LogNum>, marker: Option<&Marker>) -> Result<(Lsn, LogNum)> {
+    fn rotate(
+        &self,
+        maintenance: &MutexGuard<'_, ()>,
+        only_if: Option<LogNum>,
+        marker: Option<&Marker>,
+    ) -> Result<(Lsn, LogNum)> {
         let mut w = self.writer.write();
         if only_if.is_some_and(|n| n != w.log()) {
             return Ok((Lsn(0), w.log()));
@@ -818,13 +925,17 @@ impl Wal {
         *w = Arc::new(writer);
         self.state.lock().logs.push(LogInfo::new(next, start));
         drop(w);
-        self.enforce_retention()?;
+        self.enforce_retention(maintenance)?;
         Ok((lsn, next))
     }
 
     /// Reads user records from `lsn` on, calling `f` for each until it
     /// returns false or the written log ends. Uses (and refills) the reader
     /// cache and the index.
+    ///
+    /// A truncation or retention running meanwhile may delete the log being
+    /// read (it leaves memory before its files go): reading then stops
+    /// there, without error, and the caller sees the new bounds.
     fn scan_from(
         &self,
         mut lsn: Lsn,
@@ -832,10 +943,10 @@ impl Wal {
     ) -> Result<()> {
         let mut previous: Option<LogNum> = None;
         loop {
-            let (log_index, log_num) = {
+            let log_num = {
                 let st = self.state.lock();
                 match st.log_for(lsn) {
-                    Some(i) => (i, st.logs[i].num),
+                    Some(i) => st.logs[i].num,
                     None => return Ok(()),
                 }
             };
@@ -850,8 +961,18 @@ impl Wal {
                     w.flush()?;
                 }
             }
-            let mut reader = self.reader_for(log_index, log_num, lsn)?;
-            while let Some(rec) = reader.next()? {
+            let Some(mut reader) = self.reader_for(log_num, lsn)? else {
+                return Ok(()); // truncated away meanwhile
+            };
+            loop {
+                let rec = match reader.next() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => break,
+                    // Files deleted under the reader read as missing
+                    // segments or missing records.
+                    Err(_) if !self.holds(log_num) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
                 let point = Point {
                     lsn: rec.lsn,
                     segment_pos: rec.segment_pos,
@@ -877,8 +998,8 @@ impl Wal {
                         .state
                         .lock()
                         .logs
-                        .get(log_index)
-                        .is_some_and(|l| l.num == log_num && l.sealed);
+                        .iter()
+                        .any(|l| l.num == log_num && l.sealed);
                     if sealed {
                         self.cache_reader(log_num, reader, lsn);
                     }
@@ -888,24 +1009,38 @@ impl Wal {
         }
     }
 
+    /// Whether log `log_num` is still one of the WAL's.
+    fn holds(&self, log_num: LogNum) -> bool {
+        self.state.lock().logs.iter().any(|l| l.num == log_num)
+    }
+
     /// A reader of log `log_num` positioned at or before user record `lsn`:
     /// from the cache when one stopped just there, else from the index.
-    fn reader_for(&self, log_index: usize, log_num: LogNum, lsn: Lsn) -> Result<LogicalReader> {
+    /// `None` when the log is gone (truncated away meanwhile).
+    fn reader_for(&self, log_num: LogNum, lsn: Lsn) -> Result<Option<LogicalReader>> {
         {
             let mut cache = self.readers.lock();
             if let Some(i) = cache.iter().position(|c| c.log == log_num && c.next == lsn) {
                 if let Some(c) = cache.remove(i) {
-                    return Ok(c.reader);
+                    return Ok(Some(c.reader));
                 }
             }
         }
-        let log = self.logical_log(log_num)?;
-        let start = self.state.lock().logs[log_index].start_for(lsn);
+        let Some(log) = self.manager.list().into_iter().find(|l| l.num == log_num) else {
+            return Ok(None);
+        };
+        let start = {
+            let st = self.state.lock();
+            let Some(info) = st.logs.iter().find(|l| l.num == log_num) else {
+                return Ok(None);
+            };
+            info.start_for(lsn)
+        };
         let dirs = self.manager.dirs().clone();
-        Ok(match start {
+        Ok(Some(match start {
             Some((pos, offset, last)) => LogicalReader::resume_at(&log, dirs, pos, offset, last),
             None => LogicalReader::new(&log, dirs),
-        })
+        }))
     }
 
     fn cache_reader(&self, log: LogNum, reader: LogicalReader, next: Lsn) {
@@ -914,14 +1049,6 @@ impl Wal {
             cache.pop_front();
         }
         cache.push_back(Cached { log, reader, next });
-    }
-
-    fn logical_log(&self, num: LogNum) -> Result<LogicalLog> {
-        self.manager
-            .list()
-            .into_iter()
-            .find(|l| l.num == num)
-            .ok_or(Error::NoSuchLog(num))
     }
 
     /// Closes the current log and the manager.
@@ -963,32 +1090,42 @@ impl WalIter<'_> {
 
     /// The next record, or `None` at the current end (call again later for
     /// records appended since). Records truncated away under the iterator
-    /// are skipped.
+    /// are skipped, also while a truncation runs.
     ///
     /// # Errors
     /// A read error.
     #[allow(clippy::should_implement_trait)] // fallible, and resumable after None
     pub fn next(&mut self) -> Result<Option<Record>> {
-        let Some((first, last)) = self.wal.bounds() else {
-            return Ok(None);
-        };
-        self.next = self.next.max(first);
-        if self.next > last {
-            return Ok(None);
+        loop {
+            let Some((first, last)) = self.wal.bounds() else {
+                return Ok(None);
+            };
+            self.next = self.next.max(first);
+            if self.next > last {
+                return Ok(None);
+            }
+            let mut out = None;
+            let want = self.next;
+            self.wal.scan_from(want, |r| {
+                out = Some(Record {
+                    lsn: r.lsn,
+                    payload: r.payload.to_vec(),
+                });
+                false
+            })?;
+            if let Some(r) = &out {
+                self.next = r.lsn.next();
+                return Ok(out);
+            }
+            // Nothing at `want` although it was within the bounds: a
+            // truncation removed it meanwhile. Go on from the new first
+            // record; otherwise (a `truncate_after` below it) this is the
+            // end.
+            match self.wal.bounds() {
+                Some((first, _)) if first > want => {}
+                _ => return Ok(None),
+            }
         }
-        let mut out = None;
-        let want = self.next;
-        self.wal.scan_from(want, |r| {
-            out = Some(Record {
-                lsn: r.lsn,
-                payload: r.payload.to_vec(),
-            });
-            false
-        })?;
-        if let Some(r) = &out {
-            self.next = r.lsn.next();
-        }
-        Ok(out)
     }
 }
 
@@ -1062,9 +1199,13 @@ fn scan_log(manager: &Manager, st: &mut State, log: &LogicalLog) -> Result<()> {
         });
         if rec.system {
             match Marker::decode(rec.payload) {
-                Some(Marker::Checkpoint(data)) => st
-                    .checkpoints
-                    .push((Checkpoint { lsn: rec.lsn, data }, log.num)),
+                Some(Marker::Checkpoint { covers, data }) => st.checkpoints.push((
+                    Checkpoint {
+                        lsn: covers.unwrap_or(rec.lsn),
+                        data,
+                    },
+                    log.num,
+                )),
                 Some(Marker::TruncateBefore(first)) => {
                     st.first_visible = st.first_visible.max(first);
                     st.checkpoints.retain(|c| c.0.lsn.next() >= first);
