@@ -1,12 +1,15 @@
 //! The manager's configuration, loaded from TOML and validated.
 //!
 //! Durations and sizes are written the way people say them: `"100ms"`,
-//! `"15s"`, `"64MiB"`. Every key has a default except `primary.dir`; the
-//! presence of a `[secondary]` table selects the failover manager. Unknown
-//! keys, zero intervals, a healthy interval longer than the probe history,
-//! a secondary equal to the primary, and other nonsense are refused with an
-//! error that names the key and the value. `config/standalone.toml` and
-//! `config/failover.toml` document every key.
+//! `"1.5s"`, `"64MiB"`, `"0.5GiB"` (a decimal fraction is fine as long as
+//! it comes to a whole number of nanoseconds or bytes). Every key has a
+//! default except `primary.dir`; the presence of a `[secondary]` table
+//! selects the failover manager. Unknown keys, values of the wrong type,
+//! negative numbers, zero intervals, a healthy interval longer than the
+//! probe history, a secondary that is the primary (also through `..` or a
+//! symlink, dangling or not), and other nonsense are refused with an error
+//! that names the key, the value and what is expected.
+//! `config/standalone.toml` and `config/failover.toml` document every key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -257,7 +260,7 @@ impl FromStr for HumanDuration {
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         let (number, unit) = split_number(s)?;
-        let nanos_per: u128 = match unit {
+        let nanos_per: u64 = match unit {
             "ns" => 1,
             "us" | "µs" => 1_000,
             "ms" => 1_000_000,
@@ -275,7 +278,9 @@ impl FromStr for HumanDuration {
                 ));
             }
         };
-        let nanos = u128::from(number) * nanos_per;
+        let nanos = number
+            .scale(nanos_per)
+            .map_err(|why| format!("{s:?} {why} nanoseconds"))?;
         let nanos = u64::try_from(nanos).map_err(|_| format!("{s:?} is too long"))?;
         Ok(HumanDuration(Duration::from_nanos(nanos)))
     }
@@ -283,8 +288,7 @@ impl FromStr for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = StrOrInt::deserialize(d)?.into_string();
-        s.parse().map_err(serde::de::Error::custom)
+        d.deserialize_any(HumanVisitor::<HumanDuration>::new())
     }
 }
 
@@ -324,50 +328,139 @@ impl FromStr for HumanSize {
                 ));
             }
         };
-        number
-            .checked_mul(per)
+        let bytes = number
+            .scale(per)
+            .map_err(|why| format!("{s:?} {why} bytes"))?;
+        u64::try_from(bytes)
             .map(HumanSize)
-            .ok_or_else(|| format!("{s:?} is too large"))
+            .map_err(|_| format!("{s:?} is too large"))
     }
 }
 
 impl<'de> Deserialize<'de> for HumanSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = StrOrInt::deserialize(d)?.into_string();
-        s.parse().map_err(serde::de::Error::custom)
+        d.deserialize_any(HumanVisitor::<HumanSize>::new())
     }
 }
 
-/// Accepts `"64MiB"` and `65536` alike, so that the parse error can explain
-/// what is wrong with a bare number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StrOrInt {
-    Str(String),
-    Int(u64),
+/// What the TOML reader needs to know of a human-written quantity.
+trait Human: FromStr<Err = String> {
+    /// What a value looks like, for "expected ..." messages.
+    const EXPECTED: &'static str;
+    /// A bare integer, if it means something.
+    fn from_integer(n: u64) -> std::result::Result<Self, String>;
 }
 
-impl StrOrInt {
-    fn into_string(self) -> String {
-        match self {
-            StrOrInt::Str(s) => s,
-            StrOrInt::Int(n) => n.to_string(),
+impl Human for HumanDuration {
+    const EXPECTED: &'static str = "a duration with a unit, such as \"100ms\" or \"1.5s\"";
+
+    fn from_integer(n: u64) -> std::result::Result<Self, String> {
+        Err(format!(
+            "{n} has no unit: write it as a string with one, such as \"{n}ms\" or \"{n}s\""
+        ))
+    }
+}
+
+impl Human for HumanSize {
+    const EXPECTED: &'static str =
+        "a size: a whole number of bytes, or a string with a unit, such as \"64MiB\"";
+
+    fn from_integer(n: u64) -> std::result::Result<Self, String> {
+        Ok(HumanSize(n))
+    }
+}
+
+/// Reads a [`Human`] quantity from a string, or an integer where that
+/// means something, with a message for every other kind of value.
+struct HumanVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T> HumanVisitor<T> {
+    fn new() -> Self {
+        HumanVisitor(std::marker::PhantomData)
+    }
+}
+
+impl<T: Human> serde::de::Visitor<'_> for HumanVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTED)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<T, E> {
+        T::from_integer(v).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<T, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "{v} is negative: expected {}",
+                T::EXPECTED
+            ))),
         }
     }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<T, E> {
+        Err(E::custom(format!(
+            "{v} is a bare number: expected {}",
+            T::EXPECTED
+        )))
+    }
 }
 
-/// Splits `"100ms"` into `(100, "ms")`.
-fn split_number(s: &str) -> std::result::Result<(u64, &str), String> {
+/// A decimal number as written: its integer part and its fraction's digits.
+#[derive(Clone, Copy, Debug)]
+struct Decimal {
+    whole: u64,
+    /// The fraction's digits as an integer, and how many there were.
+    fraction: (u64, u32),
+}
+
+impl Decimal {
+    /// The number times `per`, which must come out whole.
+    fn scale(self, per: u64) -> std::result::Result<u128, &'static str> {
+        let (digits, len) = self.fraction;
+        let denominator = 10u128.pow(len);
+        let fraction = u128::from(digits) * u128::from(per);
+        if fraction % denominator != 0 {
+            return Err("is not a whole number of");
+        }
+        Ok(u128::from(self.whole) * u128::from(per) + fraction / denominator)
+    }
+}
+
+/// Splits `"1.5ms"` into `(1.5, "ms")`.
+fn split_number(s: &str) -> std::result::Result<(Decimal, &str), String> {
     let t = s.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return Err(format!("{s:?} does not start with a number"));
     }
-    let (number, unit) = t.split_at(digits);
-    let number = number
-        .parse()
-        .map_err(|_| format!("{s:?}: the number is too large"))?;
-    Ok((number, unit.trim()))
+    let (whole, rest) = t.split_at(digits);
+    let too_large = || format!("{s:?}: the number is too large");
+    let whole = whole.parse().map_err(|_| too_large())?;
+    let (fraction, unit) = match rest.strip_prefix('.') {
+        Some(rest) => {
+            let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if len == 0 || len > 9 {
+                return Err(format!(
+                    "{s:?}: write a fraction with 1 to 9 digits after the point"
+                ));
+            }
+            let (fraction, unit) = rest.split_at(len);
+            (
+                (fraction.parse().map_err(|_| too_large())?, len as u32),
+                unit,
+            )
+        }
+        None => ((0, 0), rest),
+    };
+    Ok((Decimal { whole, fraction }, unit.trim()))
 }
 
 impl Config {
@@ -403,10 +496,11 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the origin, and the key and value at fault.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
-            origin: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| Error::Config {
+                origin: origin.to_owned(),
+                message: toml_message(text, &e),
+            })?;
         config.validate().map_err(|message| Error::Config {
             origin: origin.to_owned(),
             message,
@@ -576,19 +670,89 @@ impl Config {
     }
 }
 
-/// Whether two paths name the same directory: by their canonical form when
-/// both exist, otherwise lexically.
-fn same_dir(a: &Path, b: &Path) -> bool {
-    if let (Ok(a), Ok(b)) = (a.canonicalize(), b.canonicalize()) {
-        a == b
-    } else {
-        let clean = |p: &Path| {
-            p.components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .collect::<PathBuf>()
-        };
-        clean(a) == clean(b)
+/// A TOML error as one line: where, which key, the value and what was
+/// expected (`line 4: failover.probe_interval = -1: ...`).
+fn toml_message(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    use std::fmt::Write as _;
+    let inner = e.inner();
+    let key = e.path().to_string();
+    let value = inner
+        .span()
+        .and_then(|span| text.get(span))
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && !v.contains('\n'))
+        // An unknown key's span is the key itself.
+        .filter(|v| !key.ends_with(&format!(".{v}")));
+    // Writing to a String cannot fail.
+    let mut out = String::new();
+    if let Some(span) = inner.span() {
+        let before = text.get(..span.start).unwrap_or(text);
+        let _ = write!(out, "line {}: ", before.matches('\n').count() + 1);
     }
+    if key != "." {
+        out.push_str(&key);
+        match value {
+            Some(v) => {
+                let _ = write!(out, " = {v}: ");
+            }
+            None => out.push_str(": "),
+        }
+    }
+    out.push_str(inner.message().trim_end());
+    out
+}
+
+/// Whether two paths name the same directory, as they will once created:
+/// each is resolved as the kernel would resolve it (symlinks followed,
+/// dangling ones too, then `..`), so that `b/../a` and a link to `a` are
+/// `a` even before `a` exists.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    resolve_dir(a) == resolve_dir(b)
+}
+
+/// `path` made absolute, with every symlink on the way replaced by its
+/// target (whether or not the target exists) and `.` and `..` applied in
+/// order, as path lookup would. Components that do not exist are taken as
+/// they are (they cannot be symlinks).
+fn resolve_dir(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = if path.is_absolute() {
+        PathBuf::new()
+    } else {
+        std::env::current_dir().unwrap_or_default()
+    };
+    let mut pending: Vec<std::ffi::OsString> = Vec::new();
+    let push_components = |p: &Path, pending: &mut Vec<std::ffi::OsString>, out: &mut PathBuf| {
+        // Pushed in reverse: `pending` is a stack.
+        for c in p.components().rev() {
+            match c {
+                Component::RootDir | Component::Prefix(_) => {
+                    *out = PathBuf::from(c.as_os_str());
+                }
+                Component::CurDir => {}
+                Component::ParentDir | Component::Normal(_) => pending.push(c.as_os_str().into()),
+            }
+        }
+    };
+    push_components(path, &mut pending, &mut out);
+    let mut links_followed = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&name);
+        let is_link = std::fs::symlink_metadata(&out).is_ok_and(|m| m.file_type().is_symlink());
+        // A loop of links resolves to nothing real; stop following.
+        if is_link && links_followed < 40 {
+            links_followed += 1;
+            if let Ok(target) = std::fs::read_link(&out) {
+                out.pop();
+                push_components(&target, &mut pending, &mut out);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -617,7 +781,11 @@ mod tests {
                 .unwrap_err()
                 .contains("does not start with a number")
         );
-        assert!(d("1.5s").unwrap_err().contains("unknown unit"));
+        assert_eq!(d("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(d("0.25ms"), Ok(Duration::from_micros(250)));
+        assert!(d("1.5ns").unwrap_err().contains("not a whole number"));
+        assert!(d("1.s").unwrap_err().contains("digits after the point"));
+        assert!(d("1.5x").unwrap_err().contains("unknown unit"));
         assert!(d("-1s").is_err());
         let s = |s: &str| s.parse::<HumanSize>().map(|s| s.0);
         assert_eq!(s("64MiB"), Ok(64 << 20));
@@ -625,10 +793,62 @@ mod tests {
         assert_eq!(s("512"), Ok(512));
         assert_eq!(s("1GB"), Ok(1_000_000_000));
         assert!(s("1TiB").unwrap_err().contains("unknown unit"));
+        assert_eq!(s("0.5MiB"), Ok(512 << 10));
+        assert_eq!(s("1.5KB"), Ok(1500));
+        assert!(
+            s("1.5B")
+                .unwrap_err()
+                .contains("not a whole number of bytes")
+        );
         assert!(s("99999999999GiB").unwrap_err().contains("too large"));
         assert_eq!(HumanDuration::millis(1500).to_string(), "1500ms");
         assert_eq!(HumanDuration::millis(15_000).to_string(), "15s");
         assert_eq!(HumanSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn fractions_are_exact() {
+        let c = parse(
+            "[primary]\ndir = \"a\"\n[failover]\nunhealthy_op_latency_threshold = \"0.05s\"\n[wal]\nlog_size_max = \"1.5MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.failover.unhealthy_op_latency_threshold,
+            HumanDuration::millis(50)
+        );
+        assert_eq!(c.wal.log_size_max, HumanSize(3 << 19));
+    }
+
+    #[test]
+    fn a_secondary_reaching_the_primary_through_dots_or_a_dangling_symlink_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let primary = root.path().join("wal/primary");
+        // Neither directory exists yet.
+        let dotted = root.path().join("wal/secondary/../primary");
+        assert!(
+            Config::failover(&primary, &dotted)
+                .validate()
+                .unwrap_err()
+                .contains("same directory")
+        );
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&primary, &link).unwrap();
+        let e = Config::failover(&primary, &link).validate().unwrap_err();
+        assert!(e.contains("same directory"), "{e}");
+        // `..` after a symlink leaves the link's target, not the link.
+        let e = Config::failover(&primary, link.join("../primary")).validate();
+        assert!(e.unwrap_err().contains("same directory"));
+        // A relative link, and a link to the directory's parent.
+        std::os::unix::fs::symlink("wal", root.path().join("rel")).unwrap();
+        let e = Config::failover(&primary, root.path().join("rel/primary")).validate();
+        assert!(e.unwrap_err().contains("same directory"));
+        assert!(
+            !root.path().join("wal").exists(),
+            "validation created nothing"
+        );
+        Config::failover(&primary, root.path().join("wal/secondary"))
+            .validate()
+            .unwrap();
     }
 
     #[test]
@@ -717,8 +937,52 @@ mod tests {
             ("[secondary]\ndir = \"b\"\n".to_owned(), "primary"),
             ("primary = 3\n".to_owned(), "primary"),
         ];
+        assert_errors(&cases);
+    }
+
+    #[test]
+    fn wrong_types_and_negative_numbers_name_the_key_the_value_and_what_is_expected() {
+        let base = "[primary]\ndir = \"a\"\n";
+        let cases = [
+            (
+                format!("{base}[failover]\nprobe_interval = -1\n"),
+                "failover.probe_interval = -1: -1 is negative: expected a duration",
+            ),
+            (
+                format!("{base}[failover]\nprobe_interval = 1.5\n"),
+                "failover.probe_interval = 1.5: 1.5 is a bare number",
+            ),
+            (
+                format!("{base}[failover]\nprobe_interval = true\n"),
+                "failover.probe_interval = true: invalid type: boolean `true`, expected a duration",
+            ),
+            (
+                format!("{base}[writer]\nrecord_size_max = -5\n"),
+                "writer.record_size_max = -5: -5 is negative: expected a size",
+            ),
+            (
+                format!("{base}[writer]\npending_bytes_max = \"1.5B\"\n"),
+                "writer.pending_bytes_max = \"1.5B\": \"1.5B\" is not a whole number of bytes",
+            ),
+            (
+                format!("{base}[failover]\nsegments_per_log_max = -2\n"),
+                "failover.segments_per_log_max = -2",
+            ),
+            (
+                format!("{base}[writer]\nbogus = 3\n"),
+                "line 4: writer.bogus: unknown field `bogus`",
+            ),
+            (
+                format!("{base}[secondary]\ndir = \"c/../a\"\n"),
+                "same directory",
+            ),
+        ];
+        assert_errors(&cases);
+    }
+
+    fn assert_errors(cases: &[(String, &str)]) {
         for (text, want) in cases {
-            let e = err(&text);
+            let e = err(text);
             assert!(e.contains(want), "{text:?}: {e:?} lacks {want:?}");
             assert!(e.contains("test.toml"), "{e:?} names the file");
         }

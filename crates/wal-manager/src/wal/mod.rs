@@ -961,7 +961,7 @@ impl Wal {
                     w.flush()?;
                 }
             }
-            let Some(mut reader) = self.reader_for(log_num, lsn)? else {
+            let Some(mut reader) = self.reader_for(log_num, lsn) else {
                 return Ok(()); // truncated away meanwhile
             };
             loop {
@@ -1017,30 +1017,25 @@ impl Wal {
     /// A reader of log `log_num` positioned at or before user record `lsn`:
     /// from the cache when one stopped just there, else from the index.
     /// `None` when the log is gone (truncated away meanwhile).
-    fn reader_for(&self, log_num: LogNum, lsn: Lsn) -> Result<Option<LogicalReader>> {
+    fn reader_for(&self, log_num: LogNum, lsn: Lsn) -> Option<LogicalReader> {
         {
             let mut cache = self.readers.lock();
             if let Some(i) = cache.iter().position(|c| c.log == log_num && c.next == lsn) {
                 if let Some(c) = cache.remove(i) {
-                    return Ok(Some(c.reader));
+                    return Some(c.reader);
                 }
             }
         }
-        let Some(log) = self.manager.list().into_iter().find(|l| l.num == log_num) else {
-            return Ok(None);
-        };
+        let log = self.manager.list().into_iter().find(|l| l.num == log_num)?;
         let start = {
             let st = self.state.lock();
-            let Some(info) = st.logs.iter().find(|l| l.num == log_num) else {
-                return Ok(None);
-            };
-            info.start_for(lsn)
+            st.logs.iter().find(|l| l.num == log_num)?.start_for(lsn)
         };
         let dirs = self.manager.dirs().clone();
-        Ok(Some(match start {
+        Some(match start {
             Some((pos, offset, last)) => LogicalReader::resume_at(&log, dirs, pos, offset, last),
             None => LogicalReader::new(&log, dirs),
-        }))
+        })
     }
 
     fn cache_reader(&self, log: LogNum, reader: LogicalReader, next: Lsn) {
