@@ -35,8 +35,9 @@ impl fmt::Display for SegmentIndex {
 /// across all logs of a manager. Stored as the first 8 bytes
 /// (little-endian) of every record's payload.
 ///
-/// The top bit marks *system* records (checkpoints, truncation markers) that
-/// readers hide unless asked; [`Lsn::value`] strips it.
+/// In the stored prefix, the top bit ([`Lsn::SYSTEM_BIT`]) marks *system*
+/// records (checkpoints, truncation markers) that readers hide unless
+/// asked; an `Lsn` itself never has it set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Lsn(pub u64);
 

@@ -1,45 +1,5 @@
 //! The `Wal`: a log you open, append to and read back by LSN, with the
-//! managers (and failover) underneath.
-//!
-//! Pebble's managers serve an engine that numbers its own logs. Most users of
-//! a write-ahead log want less: open it, append, read by position, truncate,
-//! checkpoint, replay. [`Wal`] gives them that on top of a [`Manager`]:
-//!
-//! * It rotates to a new log when the current one exceeds
-//!   `wal.log_size_max`, so callers never see log numbers.
-//! * User LSNs are contiguous: every LSN between [`Wal::first_lsn`] and
-//!   [`Wal::last_lsn`] is a record.
-//! * Checkpoints and truncations are *system records* (module `marker`),
-//!   each the first record of a fresh log, taking the last assigned LSN
-//!   without using one up. One durable record per operation makes each of
-//!   them atomic across a crash: the old state or the new, never a mix.
-//! * On open it reads every log once, building a sparse index of LSN to
-//!   (segment, offset) every [`INDEX_EVERY`] records, and applying the
-//!   markers in log order. Reads go through the index; a bounded cache keeps
-//!   the readers of recent reads, so sequential reads are O(1) each.
-//!
-//! ```
-//! use wal_manager::{Config, Direction, Lsn, Wal};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = std::env::temp_dir().join(format!("wal-api-doc-{}", std::process::id()));
-//! let wal = Wal::open(&Config::standalone(&dir))?;
-//! let a = wal.append(b"first")?;                 // durable on return (default policy)
-//! let more = wal.append_batch(&[b"x", b"y"])?;    // one group, durable together
-//! wal.sync()?;
-//! assert_eq!(wal.read(a)?, b"first");
-//! wal.checkpoint(b"engine state up to here")?;
-//! wal.truncate_before(more.start)?;               // `a` is gone
-//! let mut seen = Vec::new();
-//! wal.replay(10, Direction::Forward, |batch| {
-//!     seen.extend(batch.iter().map(|r| r.lsn));
-//!     Ok::<(), std::convert::Infallible>(())
-//! })?;
-//! assert_eq!(seen, vec![more.start, Lsn(more.start.0 + 1)]);
-//! wal.close()?;
-//! # std::fs::remove_dir_all(&dir).ok();
-//! # Ok(()) }
-//! ```
+//! managers (and failover) underneath. See [`Wal`].
 
 mod marker;
 
@@ -259,7 +219,50 @@ struct SyncerControl {
 /// rotation takes the write lock.
 type WriterSlot = Arc<RwLock<Arc<Writer>>>;
 
-/// A write-ahead log addressed by LSN. See the [module docs](self).
+/// A write-ahead log you open, append to and read back by LSN, with the
+/// managers (and failover) underneath.
+///
+/// Pebble's managers serve an engine that numbers its own logs. Most users of
+/// a write-ahead log want less: open it, append, read by position, truncate,
+/// checkpoint, replay. [`Wal`] gives them that on top of a [`Manager`]:
+///
+/// * It rotates to a new log when the current one exceeds
+///   `wal.log_size_max`, so callers never see log numbers.
+/// * User LSNs are contiguous: every LSN between [`Wal::first_lsn`] and
+///   [`Wal::last_lsn`] is a record.
+/// * Checkpoints and truncations are *system records* (module `marker`),
+///   each the first record of a fresh log, taking the last assigned LSN
+///   without using one up. One durable record per operation makes each of
+///   them atomic across a crash: the old state or the new, never a mix.
+/// * On open it reads every log once, building a sparse index of LSN to
+///   (segment, offset) every [`INDEX_EVERY`] records, and applying the
+///   markers in log order. Reads go through the index; a bounded cache keeps
+///   the readers of recent reads, so sequential reads are O(1) each.
+///
+/// ```
+/// use wal_manager::{Config, Direction, Lsn, Wal};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("wal-api-doc-{}", std::process::id()));
+/// let wal = Wal::open(&Config::standalone(&dir))?;
+/// let a = wal.append(b"first")?;                 // durable on return (default policy)
+/// let more = wal.append_batch(&[b"x", b"y"])?;    // one group, durable together
+/// wal.sync()?;
+/// assert_eq!(wal.read(a)?, b"first");
+/// wal.checkpoint(b"engine state up to here")?;
+/// wal.truncate_before(more.start)?;               // `a` is gone
+/// let mut seen = Vec::new();
+/// wal.replay(10, Direction::Forward, |batch| {
+///     seen.extend(batch.iter().map(|r| r.lsn));
+///     Ok::<(), std::convert::Infallible>(())
+/// })?;
+/// assert_eq!(seen, vec![more.start, Lsn(more.start.0 + 1)]);
+/// wal.close()?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+///
+/// # Concurrency
 ///
 /// Every method takes `&self`: appends, reads, iterators, replays,
 /// checkpoints, truncations and retention may run on any threads at once.
