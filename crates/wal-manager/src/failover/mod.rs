@@ -522,6 +522,12 @@ fn switch(
             }
             Ok(to)
         }
+        // The log closed meanwhile (a rotation racing the switch): as with
+        // no open log, the next one starts in the other directory.
+        Err(Error::Closed(_)) => {
+            tracing::info!(log = %w.log(), from = %from_path, to = %to_path, reason = reason.name(), ?rule, "wal directory switch (the log closed meanwhile)");
+            Ok(to)
+        }
         Err(e) => {
             tracing::error!(log = %w.log(), from = %from_path, to = %to_path, error = %e, "wal directory switch refused");
             if reason == SwitchReason::Error {

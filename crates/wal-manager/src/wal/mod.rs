@@ -262,6 +262,16 @@ type WriterSlot = Arc<RwLock<Arc<Writer>>>;
 /// # Ok(()) }
 /// ```
 ///
+/// The manager underneath is the `Wal`'s own: [`Wal::stats`],
+/// [`Wal::logs`] and [`Wal::failover`] show it, and nothing outside can
+/// create, retire or delete one of its logs behind its index:
+///
+/// ```compile_fail
+/// # fn f(wal: &wal_manager::Wal) {
+/// wal.manager().obsolete(wal_manager::LogNum(9));
+/// # }
+/// ```
+///
 /// # Concurrency
 ///
 /// Every method takes `&self`: appends, reads, iterators, replays,
