@@ -222,7 +222,7 @@ fn explained(op: &Op, e: &Error) -> Option<&'static str> {
     }
 }
 
-fn run_op(wal: &Wal, op: &Op, rec: &Recorder) -> Result<Vec<Outcome>, Error> {
+fn run_op(wal: &Wal, op: &Op) -> Result<Vec<Outcome>, Error> {
     Ok(match op {
         Op::Append { tag, len } => {
             let lsn = wal.append(&payload(*tag, *len))?;
@@ -243,16 +243,14 @@ fn run_op(wal: &Wal, op: &Op, rec: &Recorder) -> Result<Vec<Outcome>, Error> {
             for _ in 0..*steps {
                 let position = it.position();
                 let last_before = wal.last_lsn();
-                match it.next()? {
-                    Some(r) => out.push(Outcome::Records(vec![(r.lsn, r.payload)])),
-                    None => {
-                        out.push(Outcome::EndOfIteration {
-                            position,
-                            last_before,
-                        });
-                        break;
-                    }
-                }
+                let Some(r) = it.next()? else {
+                    out.push(Outcome::EndOfIteration {
+                        position,
+                        last_before,
+                    });
+                    break;
+                };
+                out.push(Outcome::Records(vec![(r.lsn, r.payload)]));
             }
             out
         }
@@ -337,7 +335,7 @@ fn run_seed(seed: u64, failover: bool) {
                     for _ in 0..OPS_PER_THREAD {
                         let op = draw(&mut rng, &wal, failover, &mut tag);
                         let start = rec.tick();
-                        let outcomes = match run_op(&wal, &op, &rec) {
+                        let outcomes = match run_op(&wal, &op) {
                             Ok(o) => o,
                             Err(e) if explained(&op, &e).is_some() => {
                                 vec![Outcome::Refused(explained(&op, &e).unwrap_or_default())]
@@ -401,121 +399,157 @@ fn run_seed(seed: u64, failover: bool) {
 
 /// Checks a history against the final contents (see the module docs).
 fn check(events: &[Event], fin: &BTreeMap<u64, Vec<u8>>, retention: bool) -> Result<(), String> {
-    // Every acknowledged append: tag -> (lsn, start, end).
-    let mut appended: HashMap<u64, (Lsn, u64, u64)> = HashMap::new();
-    for e in events {
-        let tags: Vec<u64> = match &e.op {
-            Op::Append { tag, .. } => vec![*tag],
-            Op::Batch { tags, .. } => tags.clone(),
-            _ => continue,
-        };
-        if let Some(Outcome::Appended(lsns)) = e.outcomes.first() {
-            for (tag, lsn) in tags.iter().zip(lsns) {
-                appended.insert(*tag, (*lsn, e.start, e.end));
+    let history = History::new(events, retention);
+    history.check_final(fin)?;
+    history.check_reads()
+}
+
+/// A round's events, with every acknowledged append by its tag.
+struct History<'a> {
+    events: &'a [Event],
+    retention: bool,
+    /// tag -> (lsn, start, end)
+    appended: HashMap<u64, (Lsn, u64, u64)>,
+}
+
+impl<'a> History<'a> {
+    fn new(events: &'a [Event], retention: bool) -> History<'a> {
+        let mut appended = HashMap::new();
+        for e in events {
+            let tags: Vec<u64> = match &e.op {
+                Op::Append { tag, .. } => vec![*tag],
+                Op::Batch { tags, .. } => tags.clone(),
+                _ => continue,
+            };
+            if let Some(Outcome::Appended(lsns)) = e.outcomes.first() {
+                for (tag, lsn) in tags.iter().zip(lsns) {
+                    appended.insert(*tag, (*lsn, e.start, e.end));
+                }
             }
         }
+        History {
+            events,
+            retention,
+            appended,
+        }
     }
-    let genuine = |lsn: Lsn, bytes: &[u8], what: &str| -> Result<(), String> {
+
+    /// `bytes`, read as LSN `lsn`, are exactly what an acknowledged append
+    /// of that LSN wrote.
+    fn genuine(&self, lsn: Lsn, bytes: &[u8], what: &str) -> Result<(), String> {
         let tag = tag_of(bytes)
             .ok_or_else(|| format!("{what}: LSN {lsn} holds {} bytes, no tag", bytes.len()))?;
-        match appended.get(&tag) {
-            Some((l, _, _)) if *l == lsn => Ok(()),
-            Some((l, _, _)) => Err(format!(
-                "{what}: LSN {lsn} holds the record appended as LSN {l}"
-            )),
-            None => Err(format!(
-                "{what}: LSN {lsn} holds tag {tag:#x}, never acknowledged"
-            )),
+        match self.appended.get(&tag) {
+            Some((l, _, _)) if *l == lsn => {}
+            Some((l, _, _)) => {
+                return Err(format!(
+                    "{what}: LSN {lsn} holds the record appended as LSN {l}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{what}: LSN {lsn} holds tag {tag:#x}, never acknowledged"
+                ));
+            }
         }
-        .and_then(|()| {
-            let want = payload(tag, bytes.len() - 8);
-            (want == bytes)
-                .then_some(())
-                .ok_or_else(|| format!("{what}: LSN {lsn} bytes differ from what was appended"))
-        })
-    };
-    // Operations that may remove `lsn` and ended after `start`.
-    let removable = |lsn: Lsn, start: u64| {
-        events.iter().any(|e| {
+        if payload(tag, bytes.len() - 8) != bytes {
+            return Err(format!(
+                "{what}: LSN {lsn} bytes differ from what was appended"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether an operation that may remove `lsn` ended after `start`.
+    fn removable(&self, lsn: Lsn, start: u64) -> bool {
+        self.events.iter().any(|e| {
             e.end > start
                 && match (&e.op, e.outcomes.first()) {
                     (_, Some(Outcome::Refused(_))) => false,
                     (Op::TruncateBefore(x), _) => lsn < *x,
                     (Op::TruncateAfter(l), _) => lsn > *l,
                     (Op::Checkpoint | Op::CheckpointAt(_), Some(Outcome::Checkpointed(c))) => {
-                        retention && lsn <= *c
+                        self.retention && lsn <= *c
                     }
                     _ => false,
                 }
         })
-    };
-
-    // The final log: contiguous, genuine, complete.
-    let lsns: Vec<u64> = fin.keys().copied().collect();
-    if let (Some(first), Some(last)) = (lsns.first(), lsns.last()) {
-        if last - first + 1 != lsns.len() as u64 {
-            return Err(format!("the final log {first}..={last} has holes"));
-        }
-    }
-    for (lsn, bytes) in fin {
-        genuine(Lsn(*lsn), bytes, "the final log")?;
-    }
-    for (tag, (lsn, start, _)) in &appended {
-        let present = fin.get(&lsn.0).is_some_and(|b| tag_of(b) == Some(*tag));
-        if !present && !removable(*lsn, *start) {
-            return Err(format!(
-                "acknowledged LSN {lsn} (tag {tag:#x}) is gone and nothing removed it"
-            ));
-        }
     }
 
-    // Every read, iteration and replay.
-    for e in events {
-        let what = format!("thread {} {:?}", e.thread, e.op);
-        let mut previous: Option<Lsn> = None;
-        for o in &e.outcomes {
-            match o {
-                Outcome::Read(lsn, bytes) => genuine(*lsn, bytes, &what)?,
-                Outcome::Records(records) => {
-                    for (lsn, bytes) in records {
-                        if previous.is_some_and(|p| *lsn <= p) {
-                            return Err(format!("{what}: LSN {lsn} after {previous:?}"));
-                        }
-                        previous = Some(*lsn);
-                        genuine(*lsn, bytes, &what)?;
-                    }
-                }
-                Outcome::EndOfIteration {
-                    position,
-                    last_before,
-                } => {
-                    let past_the_end = last_before.is_none_or(|l| *position > l);
-                    let truncated_meanwhile = events.iter().any(|t| {
-                        t.start < e.end
-                            && t.end > e.start
-                            && matches!(
-                                t.op,
-                                Op::TruncateBefore(_)
-                                    | Op::TruncateAfter(_)
-                                    | Op::Retention
-                                    | Op::Checkpoint
-                                    | Op::CheckpointAt(_)
-                            )
-                    });
-                    if !past_the_end && !truncated_meanwhile {
-                        return Err(format!(
-                            "{what}: the iterator ended at {position} although {last_before:?} was there"
-                        ));
-                    }
-                }
-                Outcome::Appended(_)
-                | Outcome::Checkpointed(_)
-                | Outcome::Done
-                | Outcome::Refused(_) => {}
+    /// The final log: contiguous, genuine, complete.
+    fn check_final(&self, fin: &BTreeMap<u64, Vec<u8>>) -> Result<(), String> {
+        if let (Some(first), Some(last)) = (fin.keys().next(), fin.keys().next_back()) {
+            if last - first + 1 != fin.len() as u64 {
+                return Err(format!("the final log {first}..={last} has holes"));
             }
         }
+        for (lsn, bytes) in fin {
+            self.genuine(Lsn(*lsn), bytes, "the final log")?;
+        }
+        for (tag, (lsn, start, _)) in &self.appended {
+            let present = fin.get(&lsn.0).is_some_and(|b| tag_of(b) == Some(*tag));
+            if !present && !self.removable(*lsn, *start) {
+                return Err(format!(
+                    "acknowledged LSN {lsn} (tag {tag:#x}) is gone and nothing removed it"
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Every read, iteration and replay.
+    fn check_reads(&self) -> Result<(), String> {
+        for e in self.events {
+            let what = format!("thread {} {:?}", e.thread, e.op);
+            let mut previous: Option<Lsn> = None;
+            for o in &e.outcomes {
+                match o {
+                    Outcome::Read(lsn, bytes) => self.genuine(*lsn, bytes, &what)?,
+                    Outcome::Records(records) => {
+                        for (lsn, bytes) in records {
+                            if previous.is_some_and(|p| *lsn <= p) {
+                                return Err(format!("{what}: LSN {lsn} after {previous:?}"));
+                            }
+                            previous = Some(*lsn);
+                            self.genuine(*lsn, bytes, &what)?;
+                        }
+                    }
+                    Outcome::EndOfIteration {
+                        position,
+                        last_before,
+                    } => {
+                        let past_the_end = last_before.is_none_or(|l| *position > l);
+                        if !past_the_end && !self.bounds_moved_during(e) {
+                            return Err(format!(
+                                "{what}: the iterator ended at {position} although {last_before:?} was there"
+                            ));
+                        }
+                    }
+                    Outcome::Appended(_)
+                    | Outcome::Checkpointed(_)
+                    | Outcome::Done
+                    | Outcome::Refused(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an operation that can move the WAL's bounds overlapped `e`.
+    fn bounds_moved_during(&self, e: &Event) -> bool {
+        self.events.iter().any(|t| {
+            t.start < e.end
+                && t.end > e.start
+                && matches!(
+                    t.op,
+                    Op::TruncateBefore(_)
+                        | Op::TruncateAfter(_)
+                        | Op::Retention
+                        | Op::Checkpoint
+                        | Op::CheckpointAt(_)
+                )
+        })
+    }
 }
 
 /// What a history did, for the log: so a green run shows it exercised

@@ -257,20 +257,17 @@ fn checkpoint_and_truncate_before_while_appending_and_tailing_never_panic_or_end
         while std::time::Instant::now() < deadline {
             let last_before = wal.last_lsn().map_or(0, |l| l.0);
             let position = it.position().0;
-            match it.next().unwrap() {
-                Some(r) => {
-                    assert!(r.lsn.0 > last_seen, "LSNs increase");
-                    last_seen = r.lsn.0;
-                }
-                None => {
-                    // The iterator may skip truncated records, never
-                    // records that are there.
-                    let first = wal.first_lsn().map_or(0, |l| l.0);
-                    assert!(
-                        position > last_before || first > position,
-                        "false end at {position}: last was {last_before} (failover {failover})"
-                    );
-                }
+            if let Some(r) = it.next().unwrap() {
+                assert!(r.lsn.0 > last_seen, "LSNs increase");
+                last_seen = r.lsn.0;
+            } else {
+                // The iterator may skip truncated records, never records
+                // that are there.
+                let first = wal.first_lsn().map_or(0, |l| l.0);
+                assert!(
+                    position > last_before || first > position,
+                    "false end at {position}: last was {last_before} (failover {failover})"
+                );
             }
         }
         stop.store(true, Ordering::Relaxed);
