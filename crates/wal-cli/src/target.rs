@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wal_fs::{Fs, OsFs};
-use wal_manager::layout::{check_roles, check_segment_start, check_wal_dir};
+use wal_manager::layout::{check_roles, check_segment_starts, check_wal_dir};
 use wal_manager::{Config, DirId, Dirs, LogicalLog, scan};
 
 use crate::cli::TargetArgs;
@@ -94,9 +94,7 @@ impl Target {
     pub(crate) fn scan(&self) -> Result<Vec<LogicalLog>, Failure> {
         let dirs = self.dirs();
         let logs = scan(&dirs)?;
-        for s in logs.iter().flat_map(|l| &l.segments) {
-            check_segment_start(dirs.get(s.dir).fs.as_ref(), &s.path)?;
-        }
+        check_segment_starts(&dirs, &logs)?;
         Ok(logs)
     }
 

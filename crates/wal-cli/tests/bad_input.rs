@@ -79,7 +79,11 @@ fn configuration_files_that_cannot_be_read_or_are_invalid_are_usage_errors() {
         ),
         (
             write_config(t, "syntax.toml", "[primary\ndir = \"x\"\n"),
-            vec!["invalid configuration", "syntax.toml", "TOML parse error"],
+            vec![
+                "invalid configuration",
+                "syntax.toml",
+                "line 1: invalid table header",
+            ],
         ),
         (
             write_config(t, "unknown.toml", "[primary]\ndir = \"x\"\nbogus = 1\n"),
@@ -220,4 +224,42 @@ fn clean_is_refused_when_the_directories_already_hold_logs() {
     let run = wal_on("bench", &dir, None, &["--duration", "0.05", "--clean"]);
     run.assert_error(2, &["--clean", "already hold logs"]);
     assert_eq!(snapshot(&[&dir]), before);
+}
+
+#[test]
+fn the_primary_of_a_failover_pair_given_alone_or_swapped_is_refused_by_every_command() {
+    // Read alone, the primary hid the records on the secondary and
+    // `verify` said "all readable".
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, s) = (tmp.path().join("p"), tmp.path().join("s"));
+    support::write_failover_with_duplicates(&p, &s);
+    let before = snapshot(&[&p, &s]);
+    for command in ALL {
+        let run = wal_on(command, &p, None, bench_extra(command));
+        run.assert_error(2, &["this is the primary of a failover WAL", "--secondary"]);
+        let run = wal_on(command, &s, Some(&p), bench_extra(command));
+        run.assert_error(2, &["is the secondary of a failover WAL"]);
+        assert_eq!(snapshot(&[&p, &s]), before, "{command} changed a directory");
+    }
+    wal_on("verify", &p, Some(&s), &[]).assert_ok();
+}
+
+#[test]
+fn a_file_named_like_a_segment_that_is_not_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    std::fs::create_dir(&dir).unwrap();
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i * 7919 % 251) as u8 | 0x40)
+        .collect();
+    std::fs::write(dir.join("000001.log"), &garbage).unwrap();
+    let before = snapshot(&[&dir]);
+    for command in ALL {
+        let run = wal_on(command, &dir, None, bench_extra(command));
+        run.assert_error(
+            1,
+            &["000001.log is named like a log segment but is not one"],
+        );
+        assert_eq!(snapshot(&[&dir]), before, "{command} changed the directory");
+    }
 }

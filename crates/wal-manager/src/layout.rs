@@ -24,7 +24,7 @@ use wal_record::format::{ChunkType, TYPE_OFFSET};
 
 use crate::error::{Error, Result};
 use crate::failover::prober::PROBE_FILE;
-use crate::log::Dirs;
+use crate::log::{Dirs, LogicalLog};
 use crate::meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, STATE_FILE};
 use crate::naming::{parse_recycle_file_name, parse_segment_file_name};
 use crate::types::DirId;
@@ -90,6 +90,17 @@ pub fn check_segment_start(fs: &dyn Fs, path: &Path) -> Result<()> {
             path: path.to_path_buf(),
             chunk_type: byte[0],
         });
+    }
+    Ok(())
+}
+
+/// [`check_segment_start`] for every segment of `logs`.
+///
+/// # Errors
+/// As [`check_segment_start`].
+pub fn check_segment_starts(dirs: &Dirs, logs: &[LogicalLog]) -> Result<()> {
+    for s in logs.iter().flat_map(|l| &l.segments) {
+        check_segment_start(dirs.get(s.dir).fs.as_ref(), &s.path)?;
     }
     Ok(())
 }

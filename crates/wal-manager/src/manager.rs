@@ -518,10 +518,14 @@ impl Core {
         let dirs = Dirs::with_fs(config, &env.primary_fs, &env.secondary_fs);
         // The checks that only read come before anything is created,
         // locked or written (`crate::layout`).
+        let mut all_exist = true;
         for dir in dirs.iter() {
-            layout::check_wal_dir(dir.fs.as_ref(), dir.id, &dir.path)?;
+            all_exist &= layout::check_wal_dir(dir.fs.as_ref(), dir.id, &dir.path)?;
         }
         layout::check_roles(&dirs)?;
+        if all_exist {
+            layout::check_segment_starts(&dirs, &scan(&dirs)?)?;
+        }
         let mut locks = Vec::new();
         for dir in dirs.iter() {
             wal_fs::create_dir_all_durably(dir.fs.as_ref(), &dir.path)?;
@@ -531,9 +535,7 @@ impl Core {
         let (gone, logs): (Vec<LogicalLog>, Vec<LogicalLog>) = scan(&dirs)?
             .into_iter()
             .partition(|l| l.num.0 < state.obsolete_below);
-        for s in logs.iter().flat_map(|l| &l.segments) {
-            layout::check_segment_start(dirs.get(s.dir).fs.as_ref(), &s.path)?;
-        }
+        layout::check_segment_starts(&dirs, &logs)?;
         let leftovers: Vec<(DirId, PathBuf)> = gone
             .iter()
             .flat_map(|l| &l.segments)

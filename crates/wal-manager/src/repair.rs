@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use wal_record::{Error as RecordError, Fault, LogReader};
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::log::{Dirs, LogicalLog, Segment, scan};
 use crate::types::LogNum;
 
@@ -90,12 +91,22 @@ impl RepairReport {
 /// With `dry_run`, nothing is changed (not even a lock taken) and the report
 /// says what would be.
 ///
+/// The directories and their files must pass the managers' checks
+/// ([`crate::layout`]): a file named like a segment that is not one is
+/// never cut.
+///
 /// # Errors
-/// A directory is locked by a running manager or cannot be read, or a
-/// truncation fails.
+/// A directory is locked by a running manager, cannot be read, or fails
+/// the layout checks, or a truncation fails.
 pub fn repair(dirs: &Dirs, force: bool, dry_run: bool) -> Result<RepairReport> {
-    // A dry run only reads: it takes no lock (taking one may create a
-    // `LOCK` file).
+    // Every check that only reads comes before the locks (taking one may
+    // create a `LOCK` file).
+    for dir in dirs.iter() {
+        layout::check_wal_dir(dir.fs.as_ref(), dir.id, &dir.path)?;
+    }
+    layout::check_roles(dirs)?;
+    layout::check_segment_starts(dirs, &scan(dirs)?)?;
+    // A dry run only reads: it takes no lock.
     let _locks = if dry_run {
         Vec::new()
     } else {
@@ -103,8 +114,11 @@ pub fn repair(dirs: &Dirs, force: bool, dry_run: bool) -> Result<RepairReport> {
             .map(|d| d.fs.lock(&d.path))
             .collect::<wal_fs::Result<Vec<_>>>()?
     };
+    // Under the locks, what is there now.
+    let logs = scan(dirs)?;
+    layout::check_segment_starts(dirs, &logs)?;
     let mut report = RepairReport::default();
-    for log in scan(dirs)? {
+    for log in logs {
         if let Some(action) = repair_log(dirs, &log, force, dry_run)? {
             report.actions.push((log.num, action));
         }
