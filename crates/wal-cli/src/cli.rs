@@ -23,7 +23,10 @@ directories like a manager does and fail if another manager holds them.
 A directory is taken for a WAL directory when it is empty (no logs) or holds
 a segment file (NNNNNN.log, NNNNNN-III.log) or a WAL metadata file (LOCK,
 WAL-STATE, WAL-IDENTITY, WAL-SECONDARY, probe-file). Anything else is
-refused, so that a mistyped path is never read, locked or written as a WAL.";
+refused, so that a mistyped path is never read, locked or written as a WAL.
+The primary of a failover pair is refused without its --secondary, and a
+pair given swapped is refused; a file named like a segment that does not
+start like one is refused and never cut.";
 
 /// The `wal` command line.
 #[derive(Debug, Parser)]

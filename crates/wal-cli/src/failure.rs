@@ -3,8 +3,8 @@
 //! | status | meaning |
 //! |---|---|
 //! | 0 | success (`verify`: every log is readable) |
-//! | 1 | failure: corruption, a refused repair, an I/O error, a locked directory, a failed bench |
-//! | 2 | usage or configuration error: bad arguments, an unreadable or invalid configuration, a directory that is missing, not a directory or not a WAL, a log that does not exist |
+//! | 1 | failure: corruption, a refused repair, an I/O error, a file named like a segment that is not one, a locked directory, a failed bench |
+//! | 2 | usage or configuration error: bad arguments, an unreadable or invalid configuration, a directory that is missing, not a directory, not a WAL or given in a role its files contradict, a log that does not exist |
 //!
 //! The table is [`EXIT_STATUS_HELP`] in `--help` and in the crate's README.
 
@@ -19,10 +19,12 @@ Exit status:
      log is fine, and so is damage in a segment whose records the next
      segment holds)
   1  failure: corruption or missing records, a repair that refused proven
-     corruption, an I/O error, a locked directory, a failed bench
+     corruption, an I/O error, a file named like a segment that is not
+     one, a locked directory, a failed bench
   2  usage or configuration error: bad arguments, an unreadable or invalid
      configuration file, a directory that does not exist, is not a
-     directory or is not a WAL directory, a log that does not exist";
+     directory, is not a WAL directory or is given in a role its files
+     contradict, a log that does not exist";
 
 /// Exit status of a failure.
 pub(crate) const STATUS_FAILURE: u8 = 1;
