@@ -608,7 +608,7 @@ fn run_unsynced(who: Unsynced, size: usize, count: u64) -> f64 {
             let writer = manager.create(LogNum(1)).expect("create a log");
             let start = Instant::now();
             for _ in 0..count {
-                writer.append(&record).expect("append");
+                writer.append_nowait(&record).expect("append");
             }
             writer.flush().expect("flush");
             let secs = start.elapsed().as_secs_f64();
@@ -714,7 +714,7 @@ fn read_case(plan: &Plan) -> ReadCase {
     let record = vec![0x3cu8; READ_RECORD];
     let count = plan.read_bytes / READ_RECORD as u64;
     for _ in 0..count {
-        writer.append(&record).expect("append");
+        writer.append_nowait(&record).expect("append");
     }
     let file_bytes = writer.close().expect("close");
     drop(writer);

@@ -44,9 +44,10 @@ use parking_lot::Mutex;
 use support::durability::{Recovered, env_u64, for_each_seed, parse_payload, payload, read_all};
 use support::failover::{Disk, PRIMARY, SECONDARY};
 use wal_fs::{CrashReport, Fault, MemFs, Op, OpFilter, Rule, SplitMix64, Stall};
+use wal_manager::failover::writer::SegmentState;
 use wal_manager::{
     Config, DeletableFile, DirId, Driver, Env, FormatName, LogNum, Lsn, Manager, ManualClock,
-    SegmentState, Writer,
+    Writer,
 };
 use wal_record::WireFormat;
 
@@ -214,7 +215,7 @@ fn an_interrupted_deletion_never_leaves_an_unreadable_log() {
         .collect();
     assert_eq!(segments.len(), 3);
     let w2 = manager.create(LogNum(2)).unwrap();
-    w2.append(&payload(10, 0, 40)).unwrap(); // never synced
+    w2.append_nowait(&payload(10, 0, 40)).unwrap(); // never synced
     let files = manager.obsolete(LogNum(2)).unwrap();
     assert_eq!(files.len(), 3);
     // The power cut comes before any directory sync made the removals
@@ -557,11 +558,16 @@ impl World {
         let result = self.blocking("append", || {
             if batch {
                 let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-                writer.append_batch(&refs, sync).map(|r| r.start)
+                (if sync {
+                    writer.append_batch_sync(&refs)
+                } else {
+                    writer.append_batch_nowait(&refs)
+                })
+                .map(|r| r.start)
             } else if sync {
                 writer.append_sync(&payloads[0])
             } else {
-                writer.append(&payloads[0])
+                writer.append_nowait(&payloads[0])
             }
         });
         match result {

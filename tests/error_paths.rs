@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use support::failover::{Disk, PRIMARY, SECONDARY};
 use wal_fs::{CrashMode, CrashOptions, EntryMode, Fault, MemFs, Op, OpFilter, Rule};
+use wal_manager::failover::writer::SegmentState;
 use wal_manager::{
-    Config, DirId, Driver, Env, Error, FailoverManager, LogNum, Lsn, Manager, ManualClock,
-    SegmentState, Writer,
+    Config, DirId, Driver, Env, Error, FailoverManager, LogNum, Lsn, Manager, ManualClock, Writer,
 };
 
 const WAIT_MAX: Duration = Duration::from_secs(30);
@@ -191,7 +191,7 @@ fn primary_fault_switches_to_the_secondary(op: Op, fault: Fault, errno: i32) {
     // must be replayed into the secondary, not lost.
     for i in 10..13 {
         let p = record(i);
-        acked.push((w.append(&p).unwrap().0, p));
+        acked.push((w.append_nowait(&p).unwrap().0, p));
     }
 
     let mut rule = Rule::new(
@@ -208,7 +208,7 @@ fn primary_fault_switches_to_the_secondary(op: Op, fault: Fault, errno: i32) {
         let (w, batch) = (Arc::clone(&w), batch.clone());
         std::thread::spawn(move || {
             let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-            w.append_batch(&refs, true)
+            w.append_batch_sync(&refs)
         })
     };
     let error = wait_segment_error(&w);
@@ -336,7 +336,7 @@ fn standalone_fault_poisons_the_writer(op: Op, fault: Fault, errno: i32) {
     // The fault is gone, but the writer stays poisoned: no retry can make
     // the lost bytes durable.
     disk.injector.remove(id);
-    let later = w.append(b"after the fault").unwrap_err();
+    let later = w.append_nowait(b"after the fault").unwrap_err();
     assert_eq!(later.to_string(), first, "later appends fail the same way");
     let later = w.append_sync(b"after the fault").unwrap_err();
     assert_eq!(later.to_string(), first);

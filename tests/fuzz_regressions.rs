@@ -189,7 +189,7 @@ fn failover_manager_seed(logical_dir: &Path) {
             if i % 2 == 0 {
                 w.append_sync(&p).unwrap();
             } else {
-                w.append(&p).unwrap();
+                w.append_nowait(&p).unwrap();
             }
         }
         if round < 2 {

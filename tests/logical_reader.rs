@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use support::segments::{Rec, segment};
 use wal_fs::{Fs, MemFs};
+use wal_manager::layout::{Dirs, scan};
+use wal_manager::reader::SegmentEnd;
 use wal_manager::reader::{READER_RULES, ReaderAction};
-use wal_manager::{
-    Config, Dirs, Error, LogEnd, LogNum, LogicalLog, LogicalReader, SegmentEnd, scan,
-};
+use wal_manager::{Config, Error, LogEnd, LogNum, LogicalLog, LogicalReader};
 
 const P: &str = "/p";
 const S: &str = "/s";

@@ -62,7 +62,7 @@ fn reopening_recovers_the_logs_and_the_next_lsn() {
     assert_eq!(m.next_lsn(), Lsn(9));
     assert_eq!(read_lsns(&m, LogNum(2)).0, vec![6, 7, 8]);
     let w = m.create(LogNum(3)).unwrap();
-    assert_eq!(w.append(b"next").unwrap(), Lsn(9));
+    assert_eq!(w.append_nowait(b"next").unwrap(), Lsn(9));
     w.close().unwrap();
 }
 
@@ -219,14 +219,14 @@ fn records_over_the_limit_are_refused_without_using_an_lsn() {
     config.writer.record_size_max = wal_manager::HumanSize(100);
     let m = open(&mem, &config);
     let w = m.create(LogNum(1)).unwrap();
-    let e = w.append(&[0; 101]).unwrap_err();
+    let e = w.append_nowait(&[0; 101]).unwrap_err();
     assert!(
         e.to_string()
             .contains("record of 101 bytes exceeds writer.record_size_max = 100 bytes"),
         "{e}"
     );
-    assert_eq!(w.append(&[0; 100]).unwrap(), Lsn(1));
-    let lsns = w.append_batch(&[b"a", b"b", b"c"], true).unwrap();
+    assert_eq!(w.append_nowait(&[0; 100]).unwrap(), Lsn(1));
+    let lsns = w.append_batch_sync(&[b"a", b"b", b"c"]).unwrap();
     assert_eq!(lsns, Lsn(2)..Lsn(5));
     w.close().unwrap();
 }
@@ -282,7 +282,7 @@ fn repair_cuts_a_torn_tail_and_refuses_corruption() {
     let path = Path::new("/wal/000001.log");
     let full = mem.read_file(path).unwrap();
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let dirs = wal_manager::Dirs::from_config(&config, &fs);
+    let dirs = wal_manager::layout::Dirs::from_config(&config, &fs);
 
     // Torn: cut in the middle of the last record.
     mem.write_file(path, &full[..full.len() - 11 - 4000])
@@ -355,7 +355,7 @@ fn a_dry_run_repair_changes_nothing_and_takes_no_lock() {
     drop(w);
     // A running manager holds the lock: a dry run still reads.
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let dirs = wal_manager::Dirs::from_config(&config, &fs);
+    let dirs = wal_manager::layout::Dirs::from_config(&config, &fs);
     let before = mem.files();
     let report = repair(&dirs, false, true).unwrap();
     assert_eq!(report.actions.len(), 1);

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use wal_fs::SplitMix64;
-use wal_manager::{Driver, Env, LogEnd, LogNum, Lsn, Manager, ManualClock, SegmentEnd};
+use wal_manager::reader::SegmentEnd;
+use wal_manager::{Driver, Env, LogEnd, LogNum, Lsn, Manager, ManualClock};
 
 /// The bytes of a self-describing payload's header: tag, epoch, length.
 pub const PAYLOAD_HEADER: usize = 16;

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use wal_fs::{
     ErrorFs, Fault, Injector, LatencyControl, LatencyFs, MemFs, Op, OpFilter, Rule, RuleId, Stall,
 };
+use wal_manager::failover::writer::SegmentState;
+use wal_manager::reader::SegmentEnd;
 use wal_manager::{
     Config, DirId, Driver, Env, FailoverManager, HumanDuration, LogEnd, LogNum, Lsn, Manager,
-    ManualClock, SegmentEnd, SegmentState, Writer,
+    ManualClock, Writer,
 };
 
 use super::datadriven::Command;
@@ -353,7 +355,7 @@ impl Harness {
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         let w = Arc::clone(self.writer.as_ref().expect("create a log first"));
         if cmd.has("async") {
-            let lsns = match w.append_batch(&refs, false) {
+            let lsns = match w.append_batch_nowait(&refs) {
                 Ok(l) => l,
                 Err(e) => return format!("error: {e}"),
             };
@@ -369,7 +371,11 @@ impl Harness {
             self.pending.push(Pending { lsns, handle });
             return out;
         }
-        match w.append_batch(&refs, sync) {
+        match if sync {
+            w.append_batch_sync(&refs)
+        } else {
+            w.append_batch_nowait(&refs)
+        } {
             Ok(lsns) => range(&lsns),
             Err(e) => format!("error: {e}"),
         }

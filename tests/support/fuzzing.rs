@@ -22,10 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wal_fs::{Fs, MemFs};
-use wal_manager::{
-    Config, DirId, Dirs, LogNum, LogicalLog, LogicalReader, Segment, SegmentIndex,
-    segment_file_name,
-};
+use wal_manager::layout::{Dirs, segment_file_name};
+use wal_manager::{Config, DirId, LogNum, LogicalLog, LogicalReader, Segment, SegmentIndex};
 use wal_record::format::{
     self, BLOCK_SIZE, ChunkType, HEADER_SIZE_MAX, LEGACY_HEADER_SIZE, Position, TYPE_OFFSET,
     WireFormat,

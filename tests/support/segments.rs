@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use wal_manager::{Lsn, lsn_prefix};
+use wal_manager::Lsn;
+use wal_manager::layout::lsn_prefix;
 use wal_record::{LogFile, LogWriter, LogWriterOptions};
 
 /// A log file whose bytes stay readable after the writer is done.

@@ -16,7 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wal_manager::{HumanSize, LogNum, Manager, Writer, parse_segment_file_name};
+use wal_manager::layout::parse_segment_file_name;
+use wal_manager::{HumanSize, LogNum, Manager, Writer};
 use wal_record::{Histogram, HistogramSnapshot};
 
 use crate::cli::BenchArgs;
@@ -168,7 +169,7 @@ fn worker(shared: &Shared<'_>, id: usize) -> HistogramSnapshot {
             let result = if shared.plan.sync {
                 writer.append_sync(&payload)
             } else {
-                writer.append(&payload)
+                writer.append_nowait(&payload)
             };
             (result, writer.log())
         };
@@ -375,7 +376,9 @@ fn remove_logs(target: &Target, o: &Outcome) -> Result<(), String> {
     for log in o.first_log.0..=o.last_log.0 {
         let path = primary
             .path
-            .join(wal_manager::recycle_file_name(wal_manager::LogNum(log)));
+            .join(wal_manager::layout::recycle_file_name(wal_manager::LogNum(
+                log,
+            )));
         match target.fs.remove(&path) {
             Ok(()) => {
                 if !touched.contains(&primary.id) {

@@ -3,7 +3,8 @@
 //! a log), so that `verify` can still say what each one holds.
 
 use wal_fs::Fs;
-use wal_manager::{LogNum, Lsn, Segment, decode_envelope};
+use wal_manager::layout::decode_envelope;
+use wal_manager::{LogNum, Lsn, Segment};
 use wal_record::{End, LogReader};
 
 /// How a segment read on its own ends.

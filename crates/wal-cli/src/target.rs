@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wal_fs::{Fs, OsFs};
+use wal_manager::layout::{Dirs, scan};
 use wal_manager::layout::{check_roles, check_segment_starts, check_wal_dir};
-use wal_manager::{Config, DirId, Dirs, LogicalLog, scan};
+use wal_manager::{Config, DirId, LogicalLog};
 
 use crate::cli::TargetArgs;
 use crate::failure::Failure;

@@ -10,7 +10,8 @@
 
 use std::io::Write;
 
-use wal_manager::{LogEnd, LogicalLog, LogicalReader, Lsn, Segment, SegmentEnd, SegmentReport};
+use wal_manager::reader::{SegmentEnd, SegmentReport};
+use wal_manager::{LogEnd, LogicalLog, LogicalReader, Lsn, Segment};
 use wal_record::End;
 
 use crate::cli::VerifyArgs;

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 
 /// How many probe results the prober keeps (Pebble: 128). The healthy
 /// interval must fit in this many probe intervals.
-pub const PROBE_HISTORY_LEN: u32 = 128;
+pub(crate) const PROBE_HISTORY_LEN: u32 = 128;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

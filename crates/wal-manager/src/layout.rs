@@ -1,5 +1,7 @@
-//! What a WAL directory holds, and the checks made before a directory is
-//! used as one. The managers and the `wal` command apply the same rules, so
+//! What a WAL directory holds, for tools that read one without a manager
+//! (the `wal` command): its directories ([`Dirs`]), the scan that finds
+//! its logs ([`scan`]), the names of its files, the LSN envelope of its
+//! records, and the checks made before a directory is used as one. The managers and the `wal` command apply the same rules, so
 //! a directory one refuses the other refuses too:
 //!
 //! * A directory that exists must be empty or hold at least one WAL file: a
@@ -19,14 +21,19 @@
 
 use std::path::Path;
 
+pub use crate::envelope::{LSN_PREFIX_SIZE, decode as decode_envelope, lsn_prefix};
+pub use crate::log::{Dir, Dirs, scan};
+pub use crate::meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, STATE_FILE};
+pub use crate::naming::{
+    PROBE_FILE, parse_recycle_file_name, parse_segment_file_name, recycle_file_name,
+    segment_file_name,
+};
+
 use wal_fs::{Fs, LOCK_FILE_NAME};
 use wal_record::format::{ChunkType, TYPE_OFFSET};
 
 use crate::error::{Error, Result};
-use crate::failover::prober::PROBE_FILE;
-use crate::log::{Dirs, LogicalLog};
-use crate::meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, STATE_FILE};
-use crate::naming::{parse_recycle_file_name, parse_segment_file_name};
+use crate::log::LogicalLog;
 use crate::types::DirId;
 
 /// The metadata files a WAL directory may hold besides segments.

@@ -20,6 +20,8 @@
 
 mod clock;
 mod config;
+mod core;
+mod env;
 mod envelope;
 mod error;
 pub mod failover;
@@ -34,27 +36,23 @@ mod recorder;
 mod recycler;
 pub mod repair;
 mod standalone;
+mod stats;
 mod types;
 mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, PROBE_HISTORY_LEN,
-    SyncPolicy, WalConfig, WriterConfig,
+    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, SyncPolicy, WalConfig,
+    WriterConfig,
 };
-pub use envelope::{LSN_PREFIX_SIZE, decode as decode_envelope, lsn_prefix};
+pub use env::{Driver, Env};
 pub use error::{Error, Result};
 pub use failover::FailoverManager;
-pub use failover::prober::ProbeHandle;
-pub use failover::writer::{FailoverWriter, SegmentState, SegmentStatus};
-pub use log::{Dir, Dirs, LogicalLog, Segment, scan};
-pub use manager::{DeletableFile, Driver, Env, FailoverStats, Manager, Stats, Writer};
-pub use meta::{EXPECTED_SECONDARY_FILE, IDENTITY_FILE, STATE_FILE};
-pub use naming::{
-    parse_recycle_file_name, parse_segment_file_name, recycle_file_name, segment_file_name,
-};
-pub use reader::{LogEnd, LogRecord, LogicalReader, SegmentEnd, SegmentReport};
+pub use log::{DeletableFile, LogicalLog, Segment};
+pub use manager::{Manager, Writer};
+pub use reader::{LogEnd, LogRecord, LogicalReader};
 pub use repair::{RepairAction, RepairReport, repair};
 pub use standalone::{StandaloneManager, StandaloneWriter};
+pub use stats::{FailoverStats, Stats};
 pub use types::{DirId, LogNum, Lsn, SegmentIndex};
-pub use wal::{Checkpoint, Direction, INDEX_EVERY, Record, ReplayError, Wal, WalIter};
+pub use wal::{Checkpoint, Direction, ReplayError, Wal, WalIter, WalRecord};

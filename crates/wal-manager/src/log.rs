@@ -87,6 +87,20 @@ impl Dirs {
     }
 }
 
+/// A file of an obsolete log, to be deleted with
+/// [`crate::Manager::delete_obsolete`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletableFile {
+    /// The log it belongs to.
+    pub log: LogNum,
+    /// The directory it is in.
+    pub dir: DirId,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size when last known.
+    pub size: u64,
+}
+
 /// One physical file of a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {

@@ -39,7 +39,7 @@
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use wal_record::{HistogramSnapshot, LogWriterMetrics};
 
-use crate::manager::Stats;
+use crate::stats::Stats;
 use crate::types::DirId;
 
 /// Every metric name, for exporters and tests.

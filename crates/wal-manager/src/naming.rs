@@ -10,6 +10,9 @@ use crate::types::{LogNum, SegmentIndex};
 /// The file-name suffix of segments.
 pub(crate) const SEGMENT_SUFFIX: &str = ".log";
 
+/// The prober's scratch file in the primary.
+pub const PROBE_FILE: &str = "probe-file";
+
 /// The prefix of an obsolete log file kept for reuse.
 pub(crate) const RECYCLE_PREFIX: &str = "recycle-";
 

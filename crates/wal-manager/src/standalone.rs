@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wal_record::{LogWriter, LogWriterMetrics};
 
 use crate::config::Config;
+use crate::core::Core;
+use crate::env::Env;
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::log::Segment;
-use crate::manager::{Core, Env, Stats};
 use crate::recorder::PlainFile;
+use crate::stats::Stats;
 use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
 
 /// A manager of logs in one directory. See [`crate::Manager`] for the API.
@@ -26,7 +28,7 @@ impl StandaloneManager {
     ///
     /// # Errors
     /// As [`crate::Manager::open_with`].
-    pub fn open(config: &Config, env: &Env) -> Result<StandaloneManager> {
+    pub(crate) fn open(config: &Config, env: &Env) -> Result<StandaloneManager> {
         Ok(StandaloneManager {
             core: Arc::new(Core::open(config, env)?),
         })
@@ -40,7 +42,7 @@ impl StandaloneManager {
     ///
     /// # Errors
     /// As [`crate::Manager::create`].
-    pub fn create(&self, log: LogNum) -> Result<StandaloneWriter> {
+    pub(crate) fn create(&self, log: LogNum) -> Result<StandaloneWriter> {
         let recycled = self.core.reserve(log)?;
         match self.create_file(log, recycled) {
             Ok(writer) => Ok(writer),
@@ -114,7 +116,7 @@ impl StandaloneManager {
     ///
     /// # Errors
     /// As [`crate::Manager::close`].
-    pub fn close(&self) -> Result<()> {
+    pub(crate) fn close(&self) -> Result<()> {
         self.core.begin_close()?;
         self.core.release_locks();
         Ok(())
@@ -149,7 +151,7 @@ impl std::fmt::Debug for StandaloneWriter {
 
 impl StandaloneWriter {
     /// The log being written.
-    pub fn log(&self) -> LogNum {
+    pub(crate) fn log(&self) -> LogNum {
         self.log
     }
 
@@ -161,19 +163,11 @@ impl StandaloneWriter {
         }
     }
 
-    /// Appends one record; see [`crate::Writer::append`].
+    /// Appends records as one group; see [`crate::Writer::append_batch_sync`].
     ///
     /// # Errors
-    /// As [`crate::Writer::append_sync`].
-    pub fn append(&self, payload: &[u8], sync: bool) -> Result<Lsn> {
-        self.append_batch(&[payload], sync).map(|r| r.start)
-    }
-
-    /// Appends records as one group; see [`crate::Writer::append_batch`].
-    ///
-    /// # Errors
-    /// As [`crate::Writer::append_batch`].
-    pub fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
+    /// As [`crate::Writer::append_batch_sync`].
+    pub(crate) fn append_group(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
         self.core.check_record_sizes(payloads)?;
         let counter = &self.core.next_lsn;
         let (lsns, end) = self
@@ -203,7 +197,7 @@ impl StandaloneWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::append_sync`].
-    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+    pub(crate) fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         let _ = lsn;
         self.lw.sync().map(|_| ()).map_err(|e| self.seg_err(e))
     }
@@ -212,7 +206,7 @@ impl StandaloneWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::append_sync`].
-    pub fn sync(&self) -> Result<Option<Lsn>> {
+    pub(crate) fn sync(&self) -> Result<Option<Lsn>> {
         let last = self.core.next_lsn().0.checked_sub(1).map(Lsn);
         self.lw.sync().map_err(|e| self.seg_err(e))?;
         Ok(last)
@@ -222,7 +216,7 @@ impl StandaloneWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::close`].
-    pub fn close(&self) -> Result<u64> {
+    pub(crate) fn close(&self) -> Result<u64> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Err(Error::Closed("the writer"));
         }
@@ -259,7 +253,7 @@ impl StandaloneWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::append_marker`].
-    pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+    pub(crate) fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
         self.core.check_record_sizes(&[payload])?;
         let core = &self.core;
         let (outcome, end) = self
@@ -284,17 +278,17 @@ impl StandaloneWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::flush`].
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         self.lw.flush().map(|_| ()).map_err(|e| self.seg_err(e))
     }
 
     /// Record-layer figures.
-    pub fn metrics(&self) -> LogWriterMetrics {
+    pub(crate) fn metrics(&self) -> LogWriterMetrics {
         self.lw.metrics()
     }
 
     /// Bytes written to the segment so far (framing included).
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.lw.size()
     }
 }

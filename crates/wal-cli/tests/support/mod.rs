@@ -215,7 +215,7 @@ pub(crate) fn write_failover_with_duplicates(primary: &Path, secondary: &Path) {
         let writer = Arc::clone(&writer);
         thread::spawn(move || {
             writer
-                .append_batch(&[&payload(3, 16), &payload(4, 16)], true)
+                .append_batch_sync(&[&payload(3, 16), &payload(4, 16)])
                 .map(|_| ())
         })
     };

@@ -15,9 +15,11 @@ use parking_lot::{Condvar, Mutex};
 use wal_record::Histogram;
 
 use crate::config::Config;
+use crate::core::Core;
+use crate::env::{Driver, Env};
 use crate::error::{Error, Result};
-use crate::manager::{Core, Driver, Env, FailoverStats, Stats};
 use crate::meta;
+use crate::stats::{FailoverStats, Stats};
 use crate::types::{DirId, LogNum};
 
 use self::monitor::{Sample, SwitchReason, Verdict, decide};
@@ -122,7 +124,7 @@ impl FailoverManager {
     /// # Errors
     /// As [`crate::Manager::open_with`], plus [`Error::WrongSecondary`] and
     /// [`Error::MissingSecondaryIdentity`].
-    pub fn open(config: &Config, env: &Env) -> Result<FailoverManager> {
+    pub(crate) fn open(config: &Config, env: &Env) -> Result<FailoverManager> {
         let core = Arc::new(Core::open(config, env)?);
         check_identity(&core)?;
         let f = &config.failover;
@@ -188,7 +190,7 @@ impl FailoverManager {
     ///
     /// # Errors
     /// As [`crate::Manager::create`].
-    pub fn create(&self, log: LogNum) -> Result<FailoverWriter> {
+    pub(crate) fn create(&self, log: LogNum) -> Result<FailoverWriter> {
         let s = &self.shared;
         let recycled = s.core.reserve(log)?;
         let inner = Arc::new(WriterInner::new(
@@ -334,7 +336,7 @@ impl FailoverManager {
     ///
     /// # Errors
     /// As [`crate::Manager::close`].
-    pub fn close(&self) -> Result<()> {
+    pub(crate) fn close(&self) -> Result<()> {
         self.shared.core.begin_close()?;
         self.shut_down();
         Ok(())
@@ -359,7 +361,7 @@ impl FailoverManager {
 }
 
 impl Drop for FailoverManager {
-    /// As [`FailoverManager::close`], without the error: a manager dropped
+    /// As [`crate::Manager::close`], without the error: a manager dropped
     /// while its writer is open leaves the locks with that writer.
     fn drop(&mut self) {
         self.shut_down();

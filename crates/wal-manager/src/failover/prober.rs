@@ -3,7 +3,7 @@
 //! probe file there every `probe_interval` (Pebble's `dirProber`).
 //!
 //! A failed probe counts as a 24-hour latency. The last
-//! [`PROBE_HISTORY_LEN`] samples are kept; the monitor fails back when the
+//! 128 samples (`PROBE_HISTORY_LEN`) are kept; the monitor fails back when the
 //! mean and the max of the samples covering `healthy_interval` are both
 //! below `healthy_probe_latency_threshold`. Too few samples count as
 //! unhealthy. History is cleared whenever probing stops, so samples from an
@@ -23,9 +23,6 @@ use crate::log::Dir;
 
 /// The latency recorded for a failed probe (Pebble: 24 hours).
 pub const FAILED_PROBE_LATENCY: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The name of the probe file in the primary.
-pub const PROBE_FILE: &str = "probe-file";
 
 #[derive(Debug, Default)]
 struct State {
@@ -112,7 +109,7 @@ impl Prober {
 
     fn probe(&self) -> Duration {
         let fs = &self.dir.fs;
-        let path = self.dir.path.join(PROBE_FILE);
+        let path = self.dir.path.join(crate::naming::PROBE_FILE);
         let start = self.clock.now();
         let ok = (|| -> wal_fs::Result<()> {
             match fs.remove(&path) {

@@ -39,10 +39,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use wal_record::{Histogram, LogWriter, LogWriterMetrics, SyncEvent, format};
 
+use crate::core::Core;
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::log::Segment;
-use crate::manager::Core;
 use crate::recorder::{RecordedFile, Recorder};
 use crate::recycler::RecycledFile;
 use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
@@ -638,23 +638,15 @@ impl Inner {
 
 impl FailoverWriter {
     /// The log being written.
-    pub fn log(&self) -> LogNum {
+    pub(crate) fn log(&self) -> LogNum {
         self.inner.log
     }
 
-    /// Appends one record; see [`crate::Writer::append`].
+    /// Appends records as one group; see [`crate::Writer::append_batch_sync`].
     ///
     /// # Errors
-    /// As [`crate::Writer::append_sync`].
-    pub fn append(&self, payload: &[u8], sync: bool) -> Result<Lsn> {
-        self.inner.append_batch(&[payload], sync).map(|r| r.start)
-    }
-
-    /// Appends records as one group; see [`crate::Writer::append_batch`].
-    ///
-    /// # Errors
-    /// As [`crate::Writer::append_batch`].
-    pub fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
+    /// As [`crate::Writer::append_batch_sync`].
+    pub(crate) fn append_group(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
         self.inner.append_batch(payloads, sync)
     }
 
@@ -662,7 +654,7 @@ impl FailoverWriter {
     ///
     /// # Errors
     /// The writer failed for good, or closed before `lsn` became durable.
-    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+    pub(crate) fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         let mut st = self.inner.state.lock();
         self.inner.wait_locked(&mut st, lsn)
     }
@@ -671,7 +663,7 @@ impl FailoverWriter {
     ///
     /// # Errors
     /// As [`FailoverWriter::wait_durable`].
-    pub fn sync(&self) -> Result<Option<Lsn>> {
+    pub(crate) fn sync(&self) -> Result<Option<Lsn>> {
         let mut st = self.inner.state.lock();
         let Some(last) = st.last_appended else {
             return Ok(None);
@@ -684,19 +676,19 @@ impl FailoverWriter {
     ///
     /// # Errors
     /// The newest segment could not be created or closed.
-    pub fn close(&self) -> Result<u64> {
+    pub(crate) fn close(&self) -> Result<u64> {
         let result = self.inner.close();
         (self.on_close)(&self.inner);
         result
     }
 
     /// Record-layer figures of the current segment.
-    pub fn metrics(&self) -> LogWriterMetrics {
+    pub(crate) fn metrics(&self) -> LogWriterMetrics {
         self.inner.queue_stats().2.unwrap_or_default()
     }
 
     /// The log's logical size: its bytes as if it were one segment.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.inner.state.lock().logical_size
     }
 
@@ -705,7 +697,7 @@ impl FailoverWriter {
     ///
     /// # Errors
     /// As [`crate::Writer::append_marker`].
-    pub fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+    pub(crate) fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
         self.inner.core.check_record_sizes(&[payload])?;
         let inner = &self.inner;
         let mut st = inner.state.lock();
@@ -747,7 +739,7 @@ impl FailoverWriter {
     ///
     /// # Errors
     /// The writer failed, or no segment became ready in time.
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         let inner = &self.inner;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut st = inner.state.lock();

@@ -13,24 +13,26 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::config::{Config, SyncPolicy};
+use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::failover::FailoverManager;
 use crate::log::LogicalLog;
-use crate::manager::{Env, Manager, Stats, Writer};
+use crate::manager::{Manager, Writer};
 use crate::reader::LogicalReader;
+use crate::stats::Stats;
 use crate::types::{LogNum, Lsn};
 
 use self::marker::Marker;
 
 /// The sparse index keeps one position every this many records.
-pub const INDEX_EVERY: u64 = 128;
+pub(crate) const INDEX_EVERY: u64 = 128;
 
 /// How many positioned readers the read cache keeps.
 const READERS_CACHED: usize = 8;
 
 /// A record read from the [`Wal`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct WalRecord {
     /// Its LSN.
     pub lsn: Lsn,
     /// The caller's bytes.
@@ -235,7 +237,7 @@ type WriterSlot = Arc<RwLock<Arc<Writer>>>;
 ///   without using one up. One durable record per operation makes each of
 ///   them atomic across a crash: the old state or the new, never a mix.
 /// * On open it reads every log once, building a sparse index of LSN to
-///   (segment, offset) every [`INDEX_EVERY`] records, and applying the
+///   (segment, offset) every 128 records, and applying the
 ///   markers in log order. Reads go through the index; a bounded cache keeps
 ///   the readers of recent reads, so sequential reads are O(1) each.
 ///
@@ -444,7 +446,7 @@ impl Wal {
     /// durable together); waits as the sync policy says.
     ///
     /// # Errors
-    /// As [`Writer::append_batch`].
+    /// As [`Writer::append_batch_sync`].
     pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
         let wait = matches!(self.policy, SyncPolicy::Immediate | SyncPolicy::Grouped);
         self.append_group(payloads, wait)
@@ -453,7 +455,7 @@ impl Wal {
     /// Appends records as one group and waits until all are durable.
     ///
     /// # Errors
-    /// As [`Writer::append_batch`].
+    /// As [`Writer::append_batch_sync`].
     pub fn append_batch_sync(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
         self.append_group(payloads, true)
     }
@@ -461,7 +463,7 @@ impl Wal {
     fn append_group(&self, payloads: &[&[u8]], wait: bool) -> Result<Range<Lsn>> {
         let (lsns, log, full) = {
             let w = self.writer.read();
-            let lsns = w.append_batch(payloads, wait)?;
+            let lsns = w.append_group(payloads, wait)?;
             (lsns, w.log(), w.size() >= self.log_size_max)
         };
         if let Some(t) = &self.syncer {
@@ -621,7 +623,7 @@ impl Wal {
         &self,
         batch_size: usize,
         direction: Direction,
-        f: impl FnMut(&[Record]) -> std::result::Result<(), E>,
+        f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), ReplayError<E>> {
         match self.bounds() {
             Some((first, last)) => self.replay_range(first..last.next(), batch_size, direction, f),
@@ -640,7 +642,7 @@ impl Wal {
         range: Range<Lsn>,
         batch_size: usize,
         direction: Direction,
-        mut f: impl FnMut(&[Record]) -> std::result::Result<(), E>,
+        mut f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), ReplayError<E>> {
         check_batch(batch_size)?;
         if range.is_empty() {
@@ -663,7 +665,7 @@ impl Wal {
                     if r.lsn >= range.end {
                         return false;
                     }
-                    batch.push(Record {
+                    batch.push(WalRecord {
                         lsn: r.lsn,
                         payload: r.payload.to_vec(),
                     });
@@ -694,7 +696,7 @@ impl Wal {
                         if r.lsn >= chunk.end {
                             return false;
                         }
-                        records.push(Record {
+                        records.push(WalRecord {
                             lsn: r.lsn,
                             payload: r.payload.to_vec(),
                         });
@@ -809,7 +811,7 @@ impl Wal {
     pub fn replay_from_checkpoint<E>(
         &self,
         batch_size: usize,
-        f: impl FnMut(&[Record]) -> std::result::Result<(), E>,
+        f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), ReplayError<E>> {
         check_batch(batch_size)?;
         let Some((first, last)) = self.bounds() else {
@@ -1103,7 +1105,7 @@ impl WalIter<'_> {
     /// # Errors
     /// A read error.
     #[allow(clippy::should_implement_trait)] // fallible, and resumable after None
-    pub fn next(&mut self) -> Result<Option<Record>> {
+    pub fn next(&mut self) -> Result<Option<WalRecord>> {
         loop {
             let Some((first, last)) = self.wal.bounds() else {
                 return Ok(None);
@@ -1115,7 +1117,7 @@ impl WalIter<'_> {
             let mut out = None;
             let want = self.next;
             self.wal.scan_from(want, |r| {
-                out = Some(Record {
+                out = Some(WalRecord {
                     lsn: r.lsn,
                     payload: r.payload.to_vec(),
                 });

@@ -1,0 +1,552 @@
+//! What both managers build on: the directories and their locks, the list
+//! of live logs, the recycler, the LSN counter, `WAL-STATE`, and the
+//! recovery of all of these at open.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use wal_fs::DirLock;
+use wal_record::{LogWriter, LogWriterMetrics, LogWriterOptions};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::log::{DeletableFile, Dir, Dirs, LogicalLog, Segment, scan};
+use crate::meta;
+use crate::naming::{parse_recycle_file_name, recycle_file_name};
+use crate::reader::LogicalReader;
+use crate::recycler::{RecycledFile, Recycler};
+use crate::stats::Stats;
+use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
+
+/// A log the manager still tracks.
+#[derive(Debug)]
+pub(crate) struct LiveLog {
+    pub(crate) log: LogicalLog,
+    /// Closed cleanly by this manager as one segment, index 0, in the
+    /// primary: its file may be recycled.
+    pub(crate) recyclable: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct CoreState {
+    /// Logs not yet obsolete, by number.
+    pub(crate) logs: Vec<LiveLog>,
+    /// The log whose writer is open.
+    pub(crate) open: Option<LogNum>,
+    /// The `WAL-STATE` last made durable (or read at open).
+    pub(crate) state_written: meta::WalState,
+    pub(crate) recycler: Recycler,
+    pub(crate) closed: bool,
+}
+
+/// What both managers share: configuration, directories, locks, the log list,
+/// the recycler and the LSN counter.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) dirs: Dirs,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The next LSN to assign. Writers increment it under their own lock, so
+    /// that LSN order is file order.
+    pub(crate) next_lsn: Arc<AtomicU64>,
+    pub(crate) state: Mutex<CoreState>,
+    /// Figures of every segment writer closed so far, for monotonic
+    /// metrics across log rotations.
+    totals: Mutex<LogWriterMetrics>,
+    /// The standalone manager's open writer, for its figures.
+    pub(crate) current: Mutex<Option<std::sync::Weak<LogWriter<crate::recorder::PlainFile>>>>,
+    /// Held across computing, writing and recording `WAL-STATE`, so that
+    /// two callers of `obsolete` (say, retention after a rotation and a
+    /// `truncate_before`) can neither write it at once (they share its
+    /// temporary file) nor let an older state overwrite a newer one.
+    state_file: Mutex<()>,
+    /// The directory locks; emptied (released) by `close`, or when the
+    /// manager is dropped with no writer open.
+    locks: Mutex<Vec<Box<dyn DirLock>>>,
+}
+
+impl Core {
+    /// Creates and locks the directories, scans the logs and recovers the
+    /// next LSN.
+    pub(crate) fn open(config: &Config, env: &Env) -> Result<Core> {
+        let dirs = Dirs::with_fs(config, &env.primary_fs, &env.secondary_fs);
+        // The checks that only read come before anything is created,
+        // locked or written (`crate::layout`).
+        let mut all_exist = true;
+        for dir in dirs.iter() {
+            all_exist &= layout::check_wal_dir(dir.fs.as_ref(), dir.id, &dir.path)?;
+        }
+        layout::check_roles(&dirs)?;
+        if all_exist {
+            layout::check_segment_starts(&dirs, &scan(&dirs)?)?;
+        }
+        let mut locks = Vec::new();
+        for dir in dirs.iter() {
+            wal_fs::create_dir_all_durably(dir.fs.as_ref(), &dir.path)?;
+            locks.push(dir.fs.lock(&dir.path)?);
+        }
+        let state = meta::read_state(&dirs)?;
+        let (gone, logs): (Vec<LogicalLog>, Vec<LogicalLog>) = scan(&dirs)?
+            .into_iter()
+            .partition(|l| l.num.0 < state.obsolete_below);
+        layout::check_segment_starts(&dirs, &logs)?;
+        let leftovers: Vec<(DirId, PathBuf)> = gone
+            .iter()
+            .flat_map(|l| &l.segments)
+            .map(|s| (s.dir, s.path.clone()))
+            .collect();
+        delete_files(&dirs, &leftovers, "deleted a leftover of an obsolete log")?;
+        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor)?;
+        let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
+        tracing::info!(
+            primary = %dirs.primary.path.display(),
+            secondary = ?dirs.secondary.as_ref().map(|d| d.path.display().to_string()),
+            logs = logs.len(),
+            next_lsn = next_lsn.0,
+            "wal manager opened"
+        );
+        Ok(Core {
+            config: config.clone(),
+            dirs,
+            clock: Arc::clone(&env.clock),
+            next_lsn: Arc::new(AtomicU64::new(next_lsn.0)),
+            state: Mutex::new(CoreState {
+                // Logs found at open are never recycled (Pebble does the
+                // same): nothing says how they were closed.
+                logs: logs
+                    .into_iter()
+                    .map(|log| LiveLog {
+                        log,
+                        recyclable: false,
+                    })
+                    .collect(),
+                open: None,
+                state_written: state,
+                recycler,
+                closed: false,
+            }),
+            totals: Mutex::new(LogWriterMetrics::default()),
+            current: Mutex::new(None),
+            state_file: Mutex::new(()),
+            locks: Mutex::new(locks),
+        })
+    }
+
+    pub(crate) fn next_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn next_log_num(&self) -> LogNum {
+        let st = self.state.lock();
+        let above_last = st.logs.last().map_or(1, |l| l.log.num.0 + 1);
+        LogNum(above_last.max(st.state_written.obsolete_below).max(1))
+    }
+
+    pub(crate) fn list(&self) -> Vec<LogicalLog> {
+        self.state
+            .lock()
+            .logs
+            .iter()
+            .map(|l| l.log.clone())
+            .collect()
+    }
+
+    /// Reserves `log` for a new writer: checks that none is open and that the
+    /// number increases, and records the log with no segments yet. Returns a
+    /// recycled file to reuse, if any.
+    pub(crate) fn reserve(&self, log: LogNum) -> Result<Option<RecycledFile>> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed("the manager"));
+        }
+        if let Some(open) = st.open {
+            return Err(Error::WriterOpen {
+                open,
+                requested: log,
+            });
+        }
+        if let Some(last) = st.logs.last() {
+            if last.log.num >= log {
+                return Err(Error::LogNumNotIncreasing {
+                    requested: log,
+                    existing: last.log.num,
+                });
+            }
+        }
+        if log.0 < st.state_written.obsolete_below {
+            return Err(Error::LogNumObsolete {
+                requested: log,
+                obsolete_below: LogNum(st.state_written.obsolete_below),
+            });
+        }
+        st.open = Some(log);
+        st.logs.push(LiveLog {
+            log: LogicalLog {
+                num: log,
+                segments: Vec::new(),
+            },
+            recyclable: false,
+        });
+        Ok(st.recycler.take())
+    }
+
+    /// Undoes a reservation whose first segment could not be created.
+    pub(crate) fn unreserve(&self, log: LogNum) {
+        let mut st = self.state.lock();
+        if st.open == Some(log) {
+            st.open = None;
+        }
+        if st
+            .logs
+            .last()
+            .is_some_and(|l| l.log.num == log && l.log.segments.is_empty())
+        {
+            st.logs.pop();
+        }
+    }
+
+    /// Records a new segment of `log` (or updates it if already known).
+    pub(crate) fn add_segment(&self, log: LogNum, segment: Segment) {
+        let mut st = self.state.lock();
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            if let Some(s) = live
+                .log
+                .segments
+                .iter_mut()
+                .find(|s| s.index == segment.index)
+            {
+                *s = segment;
+            } else {
+                live.log.segments.push(segment);
+                live.log.segments.sort_by_key(|s| s.index);
+            }
+        }
+    }
+
+    /// Forgets segment `index` of `log` (its file was never created).
+    pub(crate) fn remove_segment(&self, log: LogNum, index: SegmentIndex) {
+        let mut st = self.state.lock();
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            live.log.segments.retain(|s| s.index != index);
+        }
+    }
+
+    /// Records that the writer of `log` is done; `recyclable` when it closed
+    /// cleanly as a single primary segment 0.
+    pub(crate) fn writer_closed(&self, log: LogNum, recyclable: bool) {
+        let mut st = self.state.lock();
+        if st.open == Some(log) {
+            st.open = None;
+        }
+        if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+            live.recyclable = recyclable
+                && live.log.segments.len() == 1
+                && live.log.segments[0].index == SegmentIndex(0)
+                && live.log.segments[0].dir == DirId::Primary;
+        }
+    }
+
+    pub(crate) fn obsolete(
+        &self,
+        min_unflushed: LogNum,
+        floor_dir: DirId,
+    ) -> Result<Vec<DeletableFile>> {
+        // Make the decision durable first: once the caller deletes these
+        // logs, `WAL-STATE` is what says they are gone for good (a power
+        // cut may leave any subset of their files) and how high LSNs went.
+        // One caller at a time from here to the recorded state: both values
+        // only grow, and the file is written through one temporary name.
+        let state_file = self.state_file.lock();
+        let wanted = {
+            let st = self.state.lock();
+            if st.closed {
+                return Err(Error::Closed("the manager"));
+            }
+            // The open log stays live whatever the caller says.
+            let boundary = st.open.map_or(min_unflushed, |o| o.min(min_unflushed));
+            meta::WalState {
+                lsn_floor: st.state_written.lsn_floor.max(self.next_lsn()),
+                obsolete_below: st.state_written.obsolete_below.max(boundary.0),
+            }
+        };
+        if wanted != self.state.lock().state_written {
+            let dir = self.dirs.get(floor_dir);
+            meta::write_state(dir.fs.as_ref(), &dir.path, wanted)?;
+            self.state.lock().state_written = wanted;
+        }
+        drop(state_file);
+        let mut deletable = Vec::new();
+        let mut to_recycle = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let open = st.open;
+            let mut room = st.recycler.room();
+            let mut kept = Vec::new();
+            for live in std::mem::take(&mut st.logs) {
+                if live.log.num >= min_unflushed || Some(live.log.num) == open {
+                    kept.push(live);
+                    continue;
+                }
+                let mut files = live.log.segments.into_iter();
+                if live.recyclable && room > 0 {
+                    room -= 1;
+                    to_recycle.push((live.log.num, files.next().expect("one segment")));
+                    continue;
+                }
+                deletable.extend(files.map(|s| DeletableFile {
+                    log: live.log.num,
+                    dir: s.dir,
+                    path: s.path,
+                    size: s.size,
+                }));
+            }
+            st.logs = kept;
+        }
+        // Move recycled files out of the segment namespace, so that a
+        // restarted manager does not list them as live logs.
+        let dir = &self.dirs.primary;
+        let mut renamed = false;
+        for (log, s) in to_recycle {
+            let path = dir.path.join(recycle_file_name(log));
+            match dir.fs.rename(&s.path, &path) {
+                Ok(()) => {
+                    renamed = true;
+                    tracing::debug!(log = %log, path = %path.display(), "log kept for recycling");
+                    let file = RecycledFile {
+                        log,
+                        path,
+                        size: s.size,
+                    };
+                    if let Err(file) = self.state.lock().recycler.add(file) {
+                        deletable.push(DeletableFile {
+                            log,
+                            dir: DirId::Primary,
+                            path: file.path,
+                            size: file.size,
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(log = %log, error = %e, "cannot move a log into the recycler; deleting it instead");
+                    deletable.push(DeletableFile {
+                        log,
+                        dir: s.dir,
+                        path: s.path,
+                        size: s.size,
+                    });
+                }
+            }
+        }
+        if renamed {
+            dir.fs.sync_dir(&dir.path)?;
+        }
+        Ok(deletable)
+    }
+
+    pub(crate) fn delete(&self, files: &[DeletableFile]) -> Result<()> {
+        let files: Vec<(DirId, PathBuf)> = files.iter().map(|f| (f.dir, f.path.clone())).collect();
+        delete_files(&self.dirs, &files, "obsolete log file deleted")
+    }
+
+    /// A reader of live log `log`. Readers take records of any size the
+    /// format allows, whatever `writer.record_size_max` says now: that limit
+    /// is for appends, and a log written under a larger one must stay
+    /// readable.
+    pub(crate) fn open_reader(&self, log: LogNum) -> Result<LogicalReader> {
+        let st = self.state.lock();
+        let live = st
+            .logs
+            .iter()
+            .find(|l| l.log.num == log)
+            .ok_or(Error::NoSuchLog(log))?;
+        Ok(LogicalReader::new(&live.log, self.dirs.clone()))
+    }
+
+    pub(crate) fn record_size_max(&self) -> usize {
+        self.config.writer.record_size_max.0 as usize
+    }
+
+    /// Refuses a group with a record over `writer.record_size_max` (before
+    /// anything is appended, so that no LSN is used up).
+    pub(crate) fn check_record_sizes(&self, payloads: &[&[u8]]) -> Result<()> {
+        let max = self.record_size_max();
+        match payloads.iter().find(|p| p.len() > max) {
+            Some(p) => Err(Error::RecordTooLarge {
+                len: p.len() as u64,
+                max: max as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writer options for a segment of `log`.
+    pub(crate) fn writer_options(&self, log: LogNum) -> LogWriterOptions {
+        let w = &self.config.writer;
+        LogWriterOptions {
+            log_num: log.header_bits(),
+            format: w.format.0,
+            min_sync_interval: w.min_sync_interval.0,
+            pending_bytes_max: w.pending_bytes_max.0 as usize,
+            record_size_max: self.record_size_max() + crate::envelope::LSN_PREFIX_SIZE,
+            on_sync: None,
+            spin_wait_max: w.spin_wait_max.0,
+        }
+    }
+
+    /// The file-count part of the stats.
+    pub(crate) fn base_stats(&self) -> Stats {
+        let st = self.state.lock();
+        let (obsolete_files, obsolete_bytes) = st.recycler.stats();
+        Stats {
+            live_logs: st.logs.len(),
+            live_files: st.logs.iter().map(|l| l.log.segments.len()).sum(),
+            live_bytes: st.logs.iter().map(|l| l.log.size()).sum(),
+            obsolete_files,
+            obsolete_bytes,
+            next_lsn: self.next_lsn(),
+            open_log: st.open,
+            writer: None,
+            totals: LogWriterMetrics::default(),
+            failover: None,
+        }
+    }
+
+    /// Adds a closed segment writer's figures to the totals.
+    pub(crate) fn accumulate(&self, m: &LogWriterMetrics) {
+        crate::metrics::merge(&mut self.totals.lock(), m);
+    }
+
+    /// The totals of closed segment writers plus `current`.
+    pub(crate) fn totals_with(&self, current: Option<&LogWriterMetrics>) -> LogWriterMetrics {
+        let mut t = self.totals.lock().clone();
+        if let Some(c) = current {
+            crate::metrics::merge(&mut t, c);
+            t.pending_bytes = c.pending_bytes;
+            t.unsynced_bytes = c.unsynced_bytes;
+        }
+        t
+    }
+
+    /// Refuses to close while a writer is open; marks the manager closed
+    /// (no new writer, no `obsolete`). The locks stay until
+    /// [`Core::release_locks`].
+    pub(crate) fn begin_close(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if let Some(open) = st.open {
+            return Err(Error::CloseWithWriterOpen { open });
+        }
+        st.closed = true;
+        Ok(())
+    }
+
+    /// Releases the directory locks if no writer is open (a writer that is
+    /// still open keeps them, through its `Arc<Core>`, until it is dropped).
+    /// Marks the manager closed.
+    pub(crate) fn release_locks(&self) {
+        let mut st = self.state.lock();
+        if st.open.is_some() {
+            return;
+        }
+        st.closed = true;
+        let released = std::mem::take(&mut *self.locks.lock());
+        drop(st);
+        if !released.is_empty() {
+            tracing::debug!(primary = %self.dirs.primary.path.display(), "wal manager closed; directory locks released");
+        }
+        drop(released);
+    }
+
+    /// Sets the next LSN (for `truncate_after`). Only while no writer is open.
+    pub(crate) fn rewind_next_lsn(&self, next: Lsn) -> Result<()> {
+        let st = self.state.lock();
+        if let Some(open) = st.open {
+            return Err(Error::WriterOpen {
+                open,
+                requested: open,
+            });
+        }
+        self.next_lsn.store(next.0, Ordering::Release);
+        Ok(())
+    }
+
+    /// The LSN a marker takes: the last one assigned (0 if none ever was).
+    pub(crate) fn marker_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn().0.saturating_sub(1))
+    }
+
+    /// Reserves `n` consecutive LSNs; called under the writer's lock.
+    pub(crate) fn take_lsns(counter: &AtomicU64, n: u64) -> Range<Lsn> {
+        let first = counter.fetch_add(n, Ordering::AcqRel);
+        Lsn(first)..Lsn(first + n)
+    }
+}
+
+/// Finds the files a previous run left in the recycler: keeps up to `limit`
+/// of them for reuse (they were closed cleanly before they went there) and
+/// deletes the rest.
+fn load_recycler(dir: &Dir, limit: usize) -> Result<Recycler> {
+    let mut recycler = Recycler::new(limit);
+    let mut removed = false;
+    for name in dir.fs.list(&dir.path)? {
+        let Some(log) = parse_recycle_file_name(&name) else {
+            continue;
+        };
+        let path = dir.path.join(&name);
+        let size = dir.fs.stat(&path)?.len;
+        if let Err(extra) = recycler.add(RecycledFile { log, path, size }) {
+            dir.fs.remove(&extra.path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        dir.fs.sync_dir(&dir.path)?;
+    }
+    Ok(recycler)
+}
+
+/// Deletes `files` (one already gone is fine), then syncs each directory
+/// that had one, so the removals are durable. `what` is the log line for
+/// each file removed.
+fn delete_files(dirs: &Dirs, files: &[(DirId, PathBuf)], what: &'static str) -> Result<()> {
+    let mut touched = Vec::new();
+    for (id, path) in files {
+        match dirs.get(*id).fs.remove(path) {
+            Ok(()) => tracing::debug!(path = %path.display(), "{what}"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !touched.contains(id) {
+            touched.push(*id);
+        }
+    }
+    for id in touched {
+        let dir = dirs.get(id);
+        dir.fs.sync_dir(&dir.path)?;
+    }
+    Ok(())
+}
+
+/// The next LSN after a restart: one past the last record (user or system)
+/// of the newest live log that has one; when none has any, the LSN floor
+/// (the logs holding the highest LSNs were deleted). LSNs start at 1.
+///
+/// Only live logs count: obsolete ones (below `obsolete_below`) were deleted
+/// at open. The newest log decides even when an older live log holds higher
+/// LSNs: that happens only after `truncate_after`, whose marker starts the
+/// newest log and deliberately rewinds the sequence.
+fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], floor: Lsn) -> Result<Lsn> {
+    for log in logs.iter().rev() {
+        let mut reader = LogicalReader::new(log, dirs.clone());
+        while reader.next()?.is_some() {}
+        if let Some(last) = reader.last_lsn() {
+            return Ok(last.next());
+        }
+    }
+    Ok(floor.max(Lsn(1)))
+}
