@@ -317,7 +317,9 @@ fn two_callers_of_obsolete_at_once_never_write_wal_state_over_each_other() {
         !both_in_rename,
         "a second WAL-STATE write ran beside the first"
     );
-    assert_eq!((a.unwrap(), b.unwrap()), (4, 3), "each got its own logs");
+    // Logs 1-7 are handed out once between the two (either may win the
+    // race to them once WAL-STATE is written).
+    assert_eq!(a.unwrap() + b.unwrap(), 7, "each log handed out once");
     let m = Arc::into_inner(m).unwrap();
     m.close().unwrap();
     let m = Manager::open_with(&config, disk.env()).unwrap();

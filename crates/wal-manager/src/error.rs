@@ -164,6 +164,15 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// A thread the manager needs could not be started.
+    #[error("cannot start thread {thread}: {source}")]
+    Spawn {
+        /// The thread's name.
+        thread: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// No log with this number.
     #[error("no log {0}")]
     NoSuchLog(LogNum),

@@ -394,12 +394,9 @@ fn spawn_loop(
                 f(&s);
             }
         })
-        .map_err(|e| {
-            Error::Fs(wal_fs::Error::io(
-                wal_fs::Op::Open,
-                shared.core.dirs.primary.path.clone(),
-                e,
-            ))
+        .map_err(|source| Error::Spawn {
+            thread: name.to_owned(),
+            source,
         })
 }
 

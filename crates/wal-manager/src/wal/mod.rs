@@ -1,16 +1,18 @@
 //! The `Wal`: a log you open, append to and read back by LSN, with the
 //! managers (and failover) underneath. See [`Wal`].
 
+mod index;
 mod marker;
+mod read;
+mod replay;
+mod syncer;
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::config::{Config, SyncPolicy};
 use crate::env::Env;
@@ -18,14 +20,16 @@ use crate::error::{Error, Result};
 use crate::failover::FailoverManager;
 use crate::log::LogicalLog;
 use crate::manager::{Manager, Writer};
-use crate::reader::LogicalReader;
 use crate::stats::Stats;
 use crate::types::{LogNum, Lsn};
 
+use self::index::{LogInfo, State, apply_truncate_after, scan_log};
 use self::marker::Marker;
+use self::read::Cached;
+use self::syncer::{SyncerThread, spawn_syncer};
 
-/// The sparse index keeps one position every this many records.
-pub(crate) const INDEX_EVERY: u64 = 128;
+pub use self::read::WalIter;
+pub use self::replay::{Direction, ReplayError};
 
 /// How many positioned readers the read cache keeps.
 const READERS_CACHED: usize = 8;
@@ -46,175 +50,6 @@ pub struct Checkpoint {
     pub lsn: Lsn,
     /// The caller's bytes.
     pub data: Vec<u8>,
-}
-
-/// Replay order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Oldest first.
-    Forward,
-    /// Newest first.
-    Backward,
-}
-
-/// The error of a replay: the log's, or the callback's own.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError<E> {
-    /// Reading the log failed.
-    #[error(transparent)]
-    Wal(#[from] Error),
-    /// The callback returned an error; replay stopped there.
-    #[error("replay callback failed: {0}")]
-    Callback(E),
-}
-
-/// A position in a log: the record `lsn` starts at `offset` in segment
-/// `segment_pos`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Point {
-    lsn: Lsn,
-    segment_pos: usize,
-    offset: u64,
-}
-
-/// What the `Wal` knows about one log.
-#[derive(Debug)]
-struct LogInfo {
-    num: LogNum,
-    /// The first user LSN this log can hold (the next LSN when it was
-    /// created, or one past its leading marker).
-    start: Lsn,
-    /// Closed: no record will be added.
-    sealed: bool,
-    /// For a sealed log, the last user LSN it holds (`None`: none).
-    last_user: Option<Lsn>,
-    /// The last user LSN still visible (a later `truncate_after` clips).
-    clip: Option<Lsn>,
-    /// The last user LSN scanned: the index covers the log up to here.
-    scanned: Option<Lsn>,
-    /// One point every `INDEX_EVERY` records, by increasing LSN.
-    index: Vec<Point>,
-    /// Where scanning beyond `scanned` resumes: segment position, offset,
-    /// and the last LSN read there (user or system).
-    resume: Option<(usize, u64, Lsn)>,
-}
-
-impl LogInfo {
-    fn new(num: LogNum, start: Lsn) -> LogInfo {
-        LogInfo {
-            num,
-            start,
-            sealed: false,
-            last_user: None,
-            clip: None,
-            scanned: None,
-            index: Vec::new(),
-            resume: None,
-        }
-    }
-
-    /// Whether every record of this sealed log is below `lsn`.
-    fn wholly_below(&self, lsn: Lsn) -> bool {
-        self.sealed
-            && match (self.last_user, self.clip) {
-                (None, _) => true,
-                (Some(l), Some(c)) => l.min(c) < lsn,
-                (Some(l), None) => l < lsn,
-            }
-    }
-
-    /// Records a scanned record at `point` (ending at `end`); user records
-    /// extend the index.
-    fn note(&mut self, point: Point, end: u64, system: bool) {
-        if self.resume.is_some_and(|(_, _, last)| point.lsn < last)
-            || self
-                .resume
-                .is_some_and(|(_, _, last)| point.lsn == last && system)
-        {
-            return; // an older record, re-read through the index
-        }
-        if !system {
-            if self.scanned.is_some_and(|s| point.lsn <= s) {
-                return;
-            }
-            if self
-                .index
-                .last()
-                .is_none_or(|p| point.lsn.0 >= p.lsn.0 + INDEX_EVERY)
-            {
-                self.index.push(point);
-            }
-            self.scanned = Some(point.lsn);
-        }
-        self.resume = Some((point.segment_pos, end, point.lsn));
-    }
-
-    /// Where to start reading for user record `lsn`: an index point at or
-    /// before it, or the resume point when `lsn` is beyond what was scanned.
-    fn start_for(&self, lsn: Lsn) -> Option<(usize, u64, Option<Lsn>)> {
-        if self.scanned.is_none_or(|s| lsn > s) {
-            if let Some((pos, offset, last)) = self.resume {
-                return Some((pos, offset, Some(last)));
-            }
-        }
-        let i = self.index.partition_point(|p| p.lsn <= lsn);
-        let p = self.index[i.checked_sub(1)?];
-        Some((p.segment_pos, p.offset, p.lsn.0.checked_sub(1).map(Lsn)))
-    }
-}
-
-#[derive(Debug)]
-struct State {
-    logs: Vec<LogInfo>,
-    /// Records below this are gone (`truncate_before`).
-    first_visible: Lsn,
-    /// Checkpoints still valid, oldest first, with the log holding each.
-    checkpoints: Vec<(Checkpoint, LogNum)>,
-}
-
-impl State {
-    /// The log that holds user record `lsn`, if any.
-    fn log_for(&self, lsn: Lsn) -> Option<usize> {
-        // Logs' visible ranges are disjoint and ordered by log number; the
-        // holder is the last log that starts at or before `lsn`.
-        let i = self.logs.iter().rposition(|l| l.start <= lsn)?;
-        let log = &self.logs[i];
-        if log.clip.is_some_and(|c| lsn > c)
-            || (log.sealed && log.last_user.is_none_or(|l| lsn > l))
-        {
-            return None;
-        }
-        Some(i)
-    }
-}
-
-/// A reader of a sealed log stopped right before user record `next`, kept
-/// for sequential reads. Only sealed logs' readers are kept: a reader of the
-/// open log may have seen the end of the file, and would not see records
-/// appended after that (the open log resumes from its scan point instead).
-struct Cached {
-    log: LogNum,
-    reader: LogicalReader,
-    /// The next user LSN it will return.
-    next: Lsn,
-}
-
-/// The background syncer of the `periodic` policy.
-#[derive(Debug, Default)]
-struct Syncer {
-    /// Records appended since the last background sync.
-    pending: AtomicU64,
-    /// What the thread is asked to do; guarded so that no request is lost
-    /// between the thread's check and its wait.
-    control: Mutex<SyncerControl>,
-    cv: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SyncerControl {
-    stop: bool,
-    /// A sync is wanted now (every N records).
-    now: bool,
 }
 
 /// The open log's writer. Appenders hold the read lock while appending;
@@ -298,23 +133,6 @@ pub struct Wal {
     state: Mutex<State>,
     readers: Mutex<VecDeque<Cached>>,
     syncer: Option<SyncerThread>,
-}
-
-/// The running syncer; stopping it (on close or drop) joins the thread.
-#[derive(Debug)]
-struct SyncerThread {
-    syncer: Arc<Syncer>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Drop for SyncerThread {
-    fn drop(&mut self) {
-        self.syncer.control.lock().stop = true;
-        self.syncer.cv.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }
 
 impl std::fmt::Debug for Wal {
@@ -585,154 +403,6 @@ impl Wal {
         }
     }
 
-    /// Reads record `lsn`.
-    ///
-    /// # Errors
-    /// [`Error::LsnOutOfRange`] naming the valid range, or a read error.
-    pub fn read(&self, lsn: Lsn) -> Result<Vec<u8>> {
-        let Some((first, last)) = self.bounds() else {
-            return Err(self.out_of_range(lsn));
-        };
-        if lsn < first || lsn > last {
-            return Err(self.out_of_range(lsn));
-        }
-        let mut found = None;
-        self.scan_from(lsn, |r| {
-            found = Some(r.payload.to_vec());
-            false
-        })?;
-        found.ok_or_else(|| self.out_of_range(lsn))
-    }
-
-    /// An iterator over the records from `lsn` on, following new appends:
-    /// when it reaches the end it returns `None`, and more records later.
-    pub fn iter_from(&self, lsn: Lsn) -> WalIter<'_> {
-        WalIter {
-            wal: self,
-            next: lsn,
-        }
-    }
-
-    /// Calls `f` with the records in `batch_size` batches, in `direction`
-    /// order, up to the last record at the time of the call.
-    ///
-    /// # Errors
-    /// A zero `batch_size` ([`Error::InvalidArgument`]), a read error, or the
-    /// callback's error (replay stops there).
-    pub fn replay<E>(
-        &self,
-        batch_size: usize,
-        direction: Direction,
-        f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), ReplayError<E>> {
-        match self.bounds() {
-            Some((first, last)) => self.replay_range(first..last.next(), batch_size, direction, f),
-            None => check_batch(batch_size).map_err(ReplayError::Wal),
-        }
-    }
-
-    /// Like [`Wal::replay`], for the records in `range` (which must lie
-    /// within the log).
-    ///
-    /// # Errors
-    /// As [`Wal::replay`], plus [`Error::LsnOutOfRange`] for a range reaching
-    /// outside the log.
-    pub fn replay_range<E>(
-        &self,
-        range: Range<Lsn>,
-        batch_size: usize,
-        direction: Direction,
-        mut f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), ReplayError<E>> {
-        check_batch(batch_size)?;
-        if range.is_empty() {
-            return Ok(());
-        }
-        let (first, last) = self
-            .bounds()
-            .ok_or_else(|| self.out_of_range(range.start))?;
-        if range.start < first {
-            return Err(self.out_of_range(range.start).into());
-        }
-        if range.end.0 - 1 > last.0 {
-            return Err(self.out_of_range(Lsn(range.end.0 - 1)).into());
-        }
-        match direction {
-            Direction::Forward => {
-                let mut batch = Vec::with_capacity(batch_size);
-                let mut failed = None;
-                self.scan_from(range.start, |r| {
-                    if r.lsn >= range.end {
-                        return false;
-                    }
-                    batch.push(WalRecord {
-                        lsn: r.lsn,
-                        payload: r.payload.to_vec(),
-                    });
-                    if batch.len() == batch_size {
-                        if let Err(e) = f(&batch) {
-                            failed = Some(e);
-                            return false;
-                        }
-                        batch.clear();
-                    }
-                    true
-                })?;
-                if let Some(e) = failed {
-                    return Err(ReplayError::Callback(e));
-                }
-                if !batch.is_empty() {
-                    f(&batch).map_err(ReplayError::Callback)?;
-                }
-                Ok(())
-            }
-            Direction::Backward => {
-                // One log at a time, newest first: memory is bounded by the
-                // log size.
-                let chunks = self.log_ranges(&range);
-                for chunk in chunks.into_iter().rev() {
-                    let mut records = Vec::new();
-                    self.scan_from(chunk.start, |r| {
-                        if r.lsn >= chunk.end {
-                            return false;
-                        }
-                        records.push(WalRecord {
-                            lsn: r.lsn,
-                            payload: r.payload.to_vec(),
-                        });
-                        true
-                    })?;
-                    records.reverse();
-                    for batch in records.chunks(batch_size) {
-                        f(batch).map_err(ReplayError::Callback)?;
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// `range` cut at log boundaries, oldest first.
-    fn log_ranges(&self, range: &Range<Lsn>) -> Vec<Range<Lsn>> {
-        let st = self.state.lock();
-        let mut starts: Vec<Lsn> = st
-            .logs
-            .iter()
-            .map(|l| l.start)
-            .filter(|s| *s > range.start && *s < range.end)
-            .collect();
-        starts.sort();
-        starts.dedup();
-        let mut out = Vec::new();
-        let mut from = range.start;
-        for s in starts {
-            out.push(from..s);
-            from = s;
-        }
-        out.push(from..range.end);
-        out
-    }
-
     /// Writes a durable checkpoint carrying `data`, after the last record
     /// appended; returns that record's LSN (0 if there is none).
     ///
@@ -801,31 +471,6 @@ impl Wal {
     /// The latest valid checkpoint.
     pub fn last_checkpoint(&self) -> Option<Checkpoint> {
         self.state.lock().checkpoints.last().map(|c| c.0.clone())
-    }
-
-    /// Replays, forward in batches, the records after the latest checkpoint
-    /// (all records when there is none): Fact's recovery model.
-    ///
-    /// # Errors
-    /// As [`Wal::replay`].
-    pub fn replay_from_checkpoint<E>(
-        &self,
-        batch_size: usize,
-        f: impl FnMut(&[WalRecord]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), ReplayError<E>> {
-        check_batch(batch_size)?;
-        let Some((first, last)) = self.bounds() else {
-            return Ok(());
-        };
-        let from = self
-            .last_checkpoint()
-            .map_or(first, |c| c.lsn.next().max(first));
-        // (A checkpoint is dropped once records right after it are gone, so
-        // `max(first)` only matters for a checkpoint at the very end.)
-        if from > last {
-            return Ok(());
-        }
-        self.replay_range(from..last.next(), batch_size, Direction::Forward, f)
     }
 
     /// Removes every record below `lsn` at once (for readers), durably, and
@@ -944,123 +589,6 @@ impl Wal {
         Ok((lsn, next))
     }
 
-    /// Reads user records from `lsn` on, calling `f` for each until it
-    /// returns false or the written log ends. Uses (and refills) the reader
-    /// cache and the index.
-    ///
-    /// A truncation or retention running meanwhile may delete the log being
-    /// read (it leaves memory before its files go): reading then stops
-    /// there, without error, and the caller sees the new bounds.
-    fn scan_from(
-        &self,
-        mut lsn: Lsn,
-        mut f: impl FnMut(&crate::reader::LogRecord<'_>) -> bool,
-    ) -> Result<()> {
-        let mut previous: Option<LogNum> = None;
-        loop {
-            let log_num = {
-                let st = self.state.lock();
-                match st.log_for(lsn) {
-                    Some(i) => st.logs[i].num,
-                    None => return Ok(()),
-                }
-            };
-            if previous == Some(log_num) {
-                // This log is read to its end and nothing follows it yet.
-                return Ok(());
-            }
-            previous = Some(log_num);
-            {
-                let w = self.writer.read();
-                if w.log() == log_num {
-                    w.flush()?;
-                }
-            }
-            let Some(mut reader) = self.reader_for(log_num, lsn) else {
-                return Ok(()); // truncated away meanwhile
-            };
-            loop {
-                let rec = match reader.next() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    // Files deleted under the reader read as missing
-                    // segments or missing records.
-                    Err(_) if !self.holds(log_num) => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                let point = Point {
-                    lsn: rec.lsn,
-                    segment_pos: rec.segment_pos,
-                    offset: rec.offset,
-                };
-                let clip = {
-                    let mut st = self.state.lock();
-                    let Some(info) = st.logs.iter_mut().find(|l| l.num == log_num) else {
-                        return Ok(()); // truncated away meanwhile
-                    };
-                    info.note(point, rec.end, rec.system);
-                    info.clip
-                };
-                if rec.system || rec.lsn < lsn {
-                    continue;
-                }
-                if clip.is_some_and(|c| rec.lsn > c) {
-                    break;
-                }
-                lsn = rec.lsn.next();
-                if !f(&rec) {
-                    let sealed = self
-                        .state
-                        .lock()
-                        .logs
-                        .iter()
-                        .any(|l| l.num == log_num && l.sealed);
-                    if sealed {
-                        self.cache_reader(log_num, reader, lsn);
-                    }
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Whether log `log_num` is still one of the WAL's.
-    fn holds(&self, log_num: LogNum) -> bool {
-        self.state.lock().logs.iter().any(|l| l.num == log_num)
-    }
-
-    /// A reader of log `log_num` positioned at or before user record `lsn`:
-    /// from the cache when one stopped just there, else from the index.
-    /// `None` when the log is gone (truncated away meanwhile).
-    fn reader_for(&self, log_num: LogNum, lsn: Lsn) -> Option<LogicalReader> {
-        {
-            let mut cache = self.readers.lock();
-            if let Some(i) = cache.iter().position(|c| c.log == log_num && c.next == lsn) {
-                if let Some(c) = cache.remove(i) {
-                    return Some(c.reader);
-                }
-            }
-        }
-        let log = self.manager.list().into_iter().find(|l| l.num == log_num)?;
-        let start = {
-            let st = self.state.lock();
-            st.logs.iter().find(|l| l.num == log_num)?.start_for(lsn)
-        };
-        let dirs = self.manager.dirs().clone();
-        Some(match start {
-            Some((pos, offset, last)) => LogicalReader::resume_at(&log, dirs, pos, offset, last),
-            None => LogicalReader::new(&log, dirs),
-        })
-    }
-
-    fn cache_reader(&self, log: LogNum, reader: LogicalReader, next: Lsn) {
-        let mut cache = self.readers.lock();
-        if cache.len() == READERS_CACHED {
-            cache.pop_front();
-        }
-        cache.push_back(Cached { log, reader, next });
-    }
-
     /// Closes the current log and the manager.
     ///
     /// # Errors
@@ -1082,167 +610,4 @@ impl Wal {
         drop(writer);
         manager.close()
     }
-}
-
-/// A forward iterator over a [`Wal`] that follows new appends
-/// ([`Wal::iter_from`]).
-#[derive(Debug)]
-pub struct WalIter<'a> {
-    wal: &'a Wal,
-    next: Lsn,
-}
-
-impl WalIter<'_> {
-    /// The LSN of the record the next call returns (if it exists by then).
-    pub fn position(&self) -> Lsn {
-        self.next
-    }
-
-    /// The next record, or `None` at the current end (call again later for
-    /// records appended since). Records truncated away under the iterator
-    /// are skipped, also while a truncation runs.
-    ///
-    /// # Errors
-    /// A read error.
-    #[allow(clippy::should_implement_trait)] // fallible, and resumable after None
-    pub fn next(&mut self) -> Result<Option<WalRecord>> {
-        loop {
-            let Some((first, last)) = self.wal.bounds() else {
-                return Ok(None);
-            };
-            self.next = self.next.max(first);
-            if self.next > last {
-                return Ok(None);
-            }
-            let mut out = None;
-            let want = self.next;
-            self.wal.scan_from(want, |r| {
-                out = Some(WalRecord {
-                    lsn: r.lsn,
-                    payload: r.payload.to_vec(),
-                });
-                false
-            })?;
-            if let Some(r) = &out {
-                self.next = r.lsn.next();
-                return Ok(out);
-            }
-            // Nothing at `want` although it was within the bounds: a
-            // truncation removed it meanwhile. Go on from the new first
-            // record; otherwise (a `truncate_after` below it) this is the
-            // end.
-            match self.wal.bounds() {
-                Some((first, _)) if first > want => {}
-                _ => return Ok(None),
-            }
-        }
-    }
-}
-
-/// Starts the `periodic` policy's background syncer: it syncs the current
-/// log every `interval`, or sooner when notified (every N records).
-fn spawn_syncer(writer: &WriterSlot, interval: Duration) -> Result<SyncerThread> {
-    let syncer = Arc::new(Syncer::default());
-    let (s, w) = (Arc::clone(&syncer), Arc::clone(writer));
-    let handle = std::thread::Builder::new()
-        .name("wal-periodic-sync".into())
-        .spawn(move || {
-            loop {
-                {
-                    let mut control = s.control.lock();
-                    if !control.stop && !control.now {
-                        s.cv.wait_for(&mut control, interval);
-                    }
-                    if control.stop {
-                        return;
-                    }
-                    control.now = false;
-                }
-                if s.pending.swap(0, Ordering::Relaxed) == 0 {
-                    continue;
-                }
-                let current = Arc::clone(&w.read());
-                if let Err(e) = current.sync() {
-                    // The writer's error is sticky: the next append gets it.
-                    tracing::error!(error = %e, "periodic sync failed");
-                }
-            }
-        })
-        .map_err(|e| Error::Fs(wal_fs::Error::io(wal_fs::Op::Sync, "wal-periodic-sync", e)))?;
-    Ok(SyncerThread {
-        syncer,
-        handle: Some(handle),
-    })
-}
-
-fn check_batch(batch_size: usize) -> Result<()> {
-    if batch_size == 0 {
-        return Err(Error::InvalidArgument {
-            name: "batch_size",
-            value: "0".into(),
-            expected: "at least 1",
-        });
-    }
-    Ok(())
-}
-
-/// Applies `truncate_after(lsn)` to the first `earlier` logs (those before
-/// the marker's log).
-fn apply_truncate_after(st: &mut State, earlier: usize, lsn: Lsn) {
-    for info in &mut st.logs[..earlier] {
-        info.clip = Some(info.clip.map_or(lsn, |c| c.min(lsn)));
-        info.index.retain(|p| p.lsn <= lsn);
-    }
-    st.checkpoints.retain(|c| c.0.lsn <= lsn);
-}
-
-/// Reads one log at open: indexes it and applies its markers.
-fn scan_log(manager: &Manager, st: &mut State, log: &LogicalLog) -> Result<()> {
-    let mut reader = manager.open_reader(log.num)?;
-    let mut info: Option<LogInfo> = None;
-    while let Some(rec) = reader.next()? {
-        let info = info.get_or_insert_with(|| {
-            // A log that starts with a marker holds user records from the
-            // marker's LSN + 1.
-            let start = if rec.system { rec.lsn.next() } else { rec.lsn };
-            LogInfo::new(log.num, start)
-        });
-        if rec.system {
-            match Marker::decode(rec.payload) {
-                Some(Marker::Checkpoint { covers, data }) => st.checkpoints.push((
-                    Checkpoint {
-                        lsn: covers.unwrap_or(rec.lsn),
-                        data,
-                    },
-                    log.num,
-                )),
-                Some(Marker::TruncateBefore(first)) => {
-                    st.first_visible = st.first_visible.max(first);
-                    st.checkpoints.retain(|c| c.0.lsn.next() >= first);
-                }
-                Some(Marker::TruncateAfter(last)) => {
-                    let earlier = st.logs.len();
-                    apply_truncate_after(st, earlier, last);
-                }
-                None => {
-                    tracing::warn!(log = %log.num, lsn = rec.lsn.0, "unknown system record ignored");
-                }
-            }
-        }
-        info.note(
-            Point {
-                lsn: rec.lsn,
-                segment_pos: rec.segment_pos,
-                offset: rec.offset,
-            },
-            rec.end,
-            rec.system,
-        );
-    }
-    if let Some(mut info) = info {
-        info.sealed = true;
-        info.last_user = info.scanned;
-        st.logs.push(info);
-    }
-    Ok(())
 }
