@@ -18,17 +18,15 @@
 //! it can mount) makes that a failure. `DISK_STALL_MS=<n>` changes the
 //! stall (3000 ms by default).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use support::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
 use wal_manager::{Config, LogNum, Manager};
 use wal_stallfs::{Op, StallControl, mount_or_skip};
+use wal_testkit::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
 
 const WRITERS: u64 = 8;
 const RECORD_LEN: usize = 64;

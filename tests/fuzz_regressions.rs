@@ -1,4 +1,4 @@
-//! The fuzz targets' checks (`tests/support/fuzzing.rs`) on the stable
+//! The fuzz targets' checks (`wal_testkit::fuzzing`) on the stable
 //! toolchain:
 //!
 //! * the seed corpus under `fuzz/corpus-seed/` (real logs) is kept honest:
@@ -17,21 +17,19 @@
 //! `DISTILL_FUZZ_CORPUS=1 cargo test --test fuzz_regressions` picks the
 //! exemplars again from `fuzz/corpus/` after a fuzz run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use support::fuzzing::{
-    FUZZ_LOG_NUM, check_logical_reader, check_record_reader, pack_segments, read_segments,
-    split_segments,
-};
-use support::records::{Rec, read_log, write_log};
-use support::segments::{Rec as SegRec, segment};
 use wal_fs::{Fs, MemFs};
 use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
 use wal_record::End;
 use wal_record::WireFormat;
+use wal_testkit::fuzzing::{
+    FUZZ_LOG_NUM, check_logical_reader, check_record_reader, pack_segments, read_segments,
+    split_segments,
+};
+use wal_testkit::records::{Rec, read_log, write_log};
+use wal_testkit::segments::{Rec as SegRec, segment};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -95,7 +93,8 @@ fn regenerate(seeds: &Path) {
 /// Small real logs of each format, a record across blocks, and the golden
 /// files.
 fn regenerate_record_seeds(record_dir: &Path) {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/golden");
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/wal-record/tests/testdata/golden");
     for (name, bytes) in files_in(&golden) {
         std::fs::write(record_dir.join(name), bytes).unwrap();
     }

@@ -1,6 +1,6 @@
 //! Property tests of the logical-log reader against a reference model, on
 //! the stable toolchain (the `logical_reader` fuzz target runs the same
-//! checks, `tests/support/fuzzing.rs`, under libFuzzer).
+//! checks, `wal_testkit::fuzzing`, under libFuzzer).
 //!
 //! Logs of one to three segments are built through the real record writer,
 //! with the overlaps a switch creates (segment `k + 1` replays records that
@@ -15,15 +15,13 @@
 //! * arbitrary byte pairs or triples, and mutations of the real
 //!   multi-segment logs of the fuzz seed corpus, never panic the reader.
 
-mod support;
-
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::durability::{parse_payload, payload};
-use support::fuzzing::{FUZZ_LOG_NUM, check_logical_reader, read_segments, split_segments};
-use support::segments::{Rec, segment};
 use wal_manager::DirId;
+use wal_testkit::durability::{parse_payload, payload};
+use wal_testkit::fuzzing::{FUZZ_LOG_NUM, check_logical_reader, read_segments, split_segments};
+use wal_testkit::segments::{Rec, segment};
 
 /// One segment of a planned log: its directory, its records (LSN, payload
 /// length, sync after it) and whether it was closed (trailer).
@@ -232,7 +230,7 @@ proptest! {
         bytes.truncate(len);
         check_logical_reader(&bytes);
         for (_, segment) in split_segments(&bytes) {
-            support::fuzzing::check_record_reader(&segment);
+            wal_testkit::fuzzing::check_record_reader(&segment);
         }
     }
 }

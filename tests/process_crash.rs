@@ -24,8 +24,6 @@
 //! default); `PROCESS_CRASH_SEED=<n>` replays one seed (the kill point is
 //! seeded; thread timing is not).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,9 +33,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use support::durability::{env_u64, for_each_seed, parse_payload, payload, read_all, reopen_env};
-use wal_fs::SplitMix64;
 use wal_manager::{Config, Env, LogNum, Manager, Writer};
+use wal_testkit::SeededRng;
+use wal_testkit::durability::{
+    env_u64, for_each_seed, parse_payload, payload, read_all, reopen_env,
+};
 
 const MODE_ENV: &str = "FAILWAL_CRASH_CHILD_MODE";
 const SEED_ENV: &str = "FAILWAL_CRASH_CHILD_SEED";
@@ -143,7 +143,7 @@ impl Reported {
 }
 
 fn kill_and_check(mode: Mode, seed: u64) {
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = SeededRng::new(seed);
     let tmp = tempfile::tempdir().unwrap();
     let (primary, secondary) = (tmp.path().join("primary"), tmp.path().join("secondary"));
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -407,7 +407,7 @@ fn child_workload(
                 Arc::clone(&acked),
                 Arc::clone(&done),
             );
-            let mut rng = SplitMix64::new(seed ^ (t + 1).rotate_left(29));
+            let mut rng = SeededRng::new(seed ^ (t + 1).rotate_left(29));
             std::thread::spawn(move || {
                 for counter in 0.. {
                     if done.load(Ordering::Acquire) {
@@ -444,7 +444,7 @@ fn child_workload(
 
     let switcher = (mode == Mode::Failover).then(|| {
         let (manager, done) = (Arc::clone(&manager), Arc::clone(&done));
-        let mut rng = SplitMix64::new(seed.rotate_left(7));
+        let mut rng = SeededRng::new(seed.rotate_left(7));
         std::thread::spawn(move || {
             let Manager::Failover(m) = &*manager else {
                 unreachable!()
@@ -458,7 +458,7 @@ fn child_workload(
     });
 
     // The rotator: the main thread.
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = SeededRng::new(seed);
     let mut log = 1u64;
     while !done.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_micros(2000 + rng.below(20_000)));

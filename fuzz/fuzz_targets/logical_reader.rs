@@ -1,6 +1,6 @@
 //! Arbitrary bytes cut into two or three segment files in two directories:
 //! the logical-log reader never panics and returns LSNs that increase by
-//! exactly one; see `tests/support/fuzzing.rs`.
+//! exactly one; see `wal_testkit::fuzzing`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! Arbitrary bytes as one log file: the record reader never panics, and
 //! every record it returns is made of valid chunks (checksums, log number,
 //! positions, padding re-checked independently); see
-//! `tests/support/fuzzing.rs`.
+//! `wal_testkit::fuzzing`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -83,7 +83,6 @@ pub use mem::{
 pub use nosync::NoSyncFs;
 pub use os::{LOCK_FILE_NAME, OsFs};
 pub use read::FileReader;
-pub use rng::SplitMix64;
 
 use std::fmt::Debug;
 use std::path::Path;

@@ -950,7 +950,12 @@ mod tests {
     /// lock `dir`, and returns its exit code.
     fn lock_in_child_process(dir: &Path) -> i32 {
         let status = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "os::tests::lock_child_helper", "--nocapture"])
+            .args([
+                "--exact",
+                "os::tests::lock_child_helper",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(LOCK_CHILD_ENV, dir)
             .stdout(std::process::Stdio::null())
             .status()
@@ -958,11 +963,12 @@ mod tests {
         status.code().expect("the child exited normally")
     }
 
-    /// Not a test of its own: the body of the second process of
-    /// [`lock_refuses_a_second_opener_in_another_process`], which runs this
-    /// executable with only this test and `WAL_FS_LOCK_CHILD` set. It reports
-    /// through its exit code. Without the variable it checks nothing.
+    /// Not a test of its own (so it is ignored): the body of the second
+    /// process of [`lock_refuses_a_second_opener_in_another_process`], which
+    /// runs this executable with only this helper, `--ignored`, and
+    /// `WAL_FS_LOCK_CHILD` set. It reports through its exit code.
     #[test]
+    #[ignore = "the child process of lock_refuses_a_second_opener_in_another_process"]
     fn lock_child_helper() {
         let Some(dir) = std::env::var_os(LOCK_CHILD_ENV) else {
             return;

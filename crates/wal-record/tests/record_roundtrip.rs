@@ -1,14 +1,12 @@
 //! Record layer: round trips through real files, proptests, golden files and
 //! a known-answer byte vector for Pebble compatibility.
 
-mod support;
-
 use proptest::prelude::*;
-use support::records::{Rec, payload, read_log, write_log};
 use wal_record::format::{
     BLOCK_SIZE, LEGACY_HEADER_SIZE, RECYCLABLE_HEADER_SIZE, WAL_SYNC_HEADER_SIZE,
 };
 use wal_record::{End, LogReader, WireFormat};
+use wal_testkit::records::{Rec, payload, read_log, write_log};
 
 const FORMATS: [WireFormat; 3] = [
     WireFormat::Legacy,
@@ -150,7 +148,7 @@ fn known_answer_bytes_match_pebbles_layout() {
 }
 
 /// The golden logs: small files written by this version of the writer,
-/// committed under `tests/testdata/golden/`. The test checks that the reader
+/// committed under `crates/wal-record/tests/testdata/golden/`. The test checks that the reader
 /// decodes them and that the writer still produces them byte for byte, so an
 /// accidental format change cannot pass unnoticed. Regenerate (after a
 /// deliberate, documented format change) with `REGENERATE_GOLDEN=1`.

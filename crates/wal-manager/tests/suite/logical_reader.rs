@@ -1,17 +1,15 @@
 //! The logical reader's decision table (`wal_manager::reader::READER_RULES`)
 //! walked row by row, over segments built by hand in both directories.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use support::segments::{Rec, segment};
 use wal_fs::{Fs, MemFs};
 use wal_manager::layout::{Dirs, scan};
 use wal_manager::reader::SegmentEnd;
 use wal_manager::reader::{READER_RULES, ReaderAction};
 use wal_manager::{Config, Error, LogEnd, LogNum, LogicalLog, LogicalReader};
+use wal_testkit::segments::{Rec, segment};
 
 const P: &str = "/p";
 const S: &str = "/s";

@@ -4,16 +4,15 @@
 //! else. Seeded: `FAILOVER_SEED=<n>` replays a run; `FAILOVER_RUNS=<n>` runs
 //! more seeds.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::failover::{Disk, PRIMARY, SECONDARY};
-use wal_fs::{MemFs, Op, OpFilter, SplitMix64};
+use wal_fs::{MemFs, Op, OpFilter};
 use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
+use wal_testkit::SeededRng;
+use wal_testkit::failover::{Disk, PRIMARY, SECONDARY};
 
 const WRITERS: u64 = 8;
 const RECORDS_PER_WRITER: u64 = 150;
@@ -62,7 +61,7 @@ fn run(seed: u64) {
             let Manager::Failover(m) = &*manager else {
                 unreachable!()
             };
-            let mut rng = SplitMix64::new(seed);
+            let mut rng = SeededRng::new(seed);
             let mut switches = 0;
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_micros(rng.below(2000)));

@@ -3,17 +3,15 @@
 //! into it. A test subscriber, installed for the whole process (segments are
 //! created on their own threads), captures the events.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use support::datadriven::Command;
-use support::failover::Harness;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+use wal_testkit::datadriven::Command;
+use wal_testkit::failover::Harness;
 
 #[derive(Clone, Debug)]
 struct Captured {

@@ -5,18 +5,16 @@
 //! a drop, and pointing it at directories that are not WALs. Each test names
 //! the damage the old behaviour did.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::failover::Disk;
 use wal_fs::{Fs, MemFs, Op, OpFilter};
 use wal_manager::{
     Config, Driver, Env, Error, HumanSize, LogNum, Lsn, Manager, ManualClock, SyncPolicy, Wal,
 };
+use wal_testkit::failover::Disk;
 
 fn env(mem: &MemFs) -> Env {
     Env {

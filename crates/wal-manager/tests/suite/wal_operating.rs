@@ -2,15 +2,13 @@
 //! (checked with power-loss crash images), and retention never deletes a log
 //! the engine still needs.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use support::failover::Disk;
 use wal_fs::{CrashMode, CrashOptions, MemFs};
 use wal_manager::{Config, HumanDuration, HumanSize, Lsn, SyncPolicy, Wal};
+use wal_testkit::failover::Disk;
 
 fn config(policy: SyncPolicy) -> Config {
     let mut c = Config::standalone("/p");

@@ -1,8 +1,6 @@
 //! The manager API: reopening, LSN recovery, recycling, obsolete logs,
 //! locking, identity checks, limits and repair.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 

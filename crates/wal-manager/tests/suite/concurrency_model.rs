@@ -22,7 +22,7 @@
 //!
 //! The operations each thread runs come from the seed; the interleaving is
 //! the scheduler's, so a failing seed is rerun with
-//! `CONCURRENCY_SEED=<n> cargo test --test concurrency_model -- --nocapture`
+//! `CONCURRENCY_SEED=<n> cargo test -p wal-manager --test suite concurrency_model -- --nocapture`
 //! (it fails again with high probability). `CONCURRENCY_SEEDS=<n>` runs
 //! seeds 1..=n of each manager (default 6).
 
@@ -31,10 +31,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use wal_fs::{MemFs, SplitMix64};
+use wal_fs::MemFs;
 use wal_manager::{
     Config, Direction, Driver, Env, Error, HumanSize, Lsn, ManualClock, SyncPolicy, Wal,
 };
+use wal_testkit::SeededRng;
 
 const DEFAULT_SEEDS: u64 = 6;
 const ROUNDS: u64 = 3;
@@ -155,7 +156,7 @@ impl Recorder {
 
 /// The op a thread runs next, drawn from its own generator and aimed at
 /// the records the WAL holds (`first..=last`) as the thread last saw them.
-fn draw(rng: &mut SplitMix64, wal: &Wal, failover: bool, next_tag: &mut u64) -> Op {
+fn draw(rng: &mut SeededRng, wal: &Wal, failover: bool, next_tag: &mut u64) -> Op {
     let mut tag = || {
         *next_tag += 1;
         *next_tag
@@ -165,8 +166,8 @@ fn draw(rng: &mut SplitMix64, wal: &Wal, failover: bool, next_tag: &mut u64) -> 
         _ => (1, 1),
     };
     let span = last - first + 1;
-    let pick = |rng: &mut SplitMix64| Lsn(first + rng.below(span));
-    let len = |rng: &mut SplitMix64| {
+    let pick = |rng: &mut SeededRng| Lsn(first + rng.below(span));
+    let len = |rng: &mut SeededRng| {
         if rng.below(10) == 0 {
             3000 + rng.below(20_000) as usize
         } else {
@@ -312,7 +313,7 @@ fn contents(wal: &Wal) -> BTreeMap<u64, Vec<u8>> {
 
 fn run_seed(seed: u64, failover: bool) {
     let replay = format!(
-        "CONCURRENCY_SEED={seed} cargo test --test concurrency_model {} -- --nocapture",
+        "CONCURRENCY_SEED={seed} cargo test -p wal-manager --test suite concurrency_model::{} -- --nocapture",
         if failover { "failover" } else { "standalone" }
     );
     let mem = MemFs::new();
@@ -328,7 +329,7 @@ fn run_seed(seed: u64, failover: bool) {
         let threads: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (wal, rec) = (Arc::clone(&shared), Arc::clone(&rec));
-                let mut rng = SplitMix64::new(seed ^ (round << 40) ^ (t << 32));
+                let mut rng = SeededRng::new(seed ^ (round << 40) ^ (t << 32));
                 // Tags are unique across threads and rounds.
                 let mut tag = (round * THREADS + t + 1) << 32;
                 std::thread::spawn(move || {

@@ -31,8 +31,6 @@
 //! that replays it, the last operations and the crash report (what the
 //! power loss kept, tore or dropped in each file).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -41,15 +39,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use support::durability::{Recovered, env_u64, for_each_seed, parse_payload, payload, read_all};
-use support::failover::{Disk, PRIMARY, SECONDARY};
-use wal_fs::{CrashReport, Fault, MemFs, Op, OpFilter, Rule, SplitMix64, Stall};
+use wal_fs::{CrashReport, Fault, MemFs, Op, OpFilter, Rule, Stall};
 use wal_manager::failover::writer::SegmentState;
 use wal_manager::{
     Config, DeletableFile, DirId, Driver, Env, FormatName, LogNum, Lsn, Manager, ManualClock,
     Writer,
 };
 use wal_record::WireFormat;
+use wal_testkit::SeededRng;
+use wal_testkit::durability::{
+    Recovered, env_u64, for_each_seed, parse_payload, payload, read_all,
+};
+use wal_testkit::failover::{Disk, PRIMARY, SECONDARY};
 
 /// Seeds per single-threaded test when `CRASH_SEEDS` is not set.
 const SEEDS_DEFAULT: u64 = 150;
@@ -77,7 +78,11 @@ fn seeds(default: u64, scale: u64) -> Vec<u64> {
 }
 
 fn replay(test: &'static str) -> impl Fn(u64) -> String {
-    move |seed| format!("CRASH_SEED={seed} cargo test --test crash_recovery {test} -- --nocapture")
+    move |seed| {
+        format!(
+            "CRASH_SEED={seed} cargo test -p wal-manager --test suite crash_recovery::{test} -- --nocapture"
+        )
+    }
 }
 
 #[test]
@@ -331,7 +336,7 @@ impl Model {
 struct World {
     kind: Kind,
     seed: u64,
-    rng: SplitMix64,
+    rng: SeededRng,
     disk: Disk,
     clock: ManualClock,
     config: Config,
@@ -361,7 +366,7 @@ fn dir_path(dir: DirId) -> &'static str {
 
 impl World {
     fn run(kind: Kind, seed: u64) -> RunStats {
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = SeededRng::new(seed);
         let mut config = match kind {
             Kind::Standalone => Config::standalone(PRIMARY),
             Kind::Failover => Config::failover(PRIMARY, SECONDARY),
@@ -1027,7 +1032,7 @@ fn concurrent_env(disk: &Disk) -> Env {
 }
 
 fn crash_concurrent(seed: u64) -> ConcurrentCrash {
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = SeededRng::new(seed);
     let kind = if seed % 2 == 0 {
         Kind::Failover
     } else {
@@ -1051,7 +1056,7 @@ fn crash_concurrent(seed: u64) -> ConcurrentCrash {
         .map(|t| {
             let (writer, done, acked) =
                 (Arc::clone(&writer), Arc::clone(&done), Arc::clone(&acked));
-            let mut rng = SplitMix64::new(seed ^ (t + 1).rotate_left(32));
+            let mut rng = SeededRng::new(seed ^ (t + 1).rotate_left(32));
             std::thread::spawn(move || {
                 let mut counter = 0u64;
                 while !done.load(Ordering::Acquire) {
@@ -1069,7 +1074,7 @@ fn crash_concurrent(seed: u64) -> ConcurrentCrash {
         .collect();
     let switcher = (kind == Kind::Failover).then(|| {
         let (manager, done) = (Arc::clone(&manager), Arc::clone(&done));
-        let mut rng = SplitMix64::new(seed.rotate_left(17));
+        let mut rng = SeededRng::new(seed.rotate_left(17));
         std::thread::spawn(move || {
             let Manager::Failover(m) = &*manager else {
                 unreachable!()

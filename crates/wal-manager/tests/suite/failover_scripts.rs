@@ -1,15 +1,13 @@
-//! Failover scenarios as data-driven scripts (`tests/testdata/failover/`),
+//! Failover scenarios as data-driven scripts (`crates/wal-manager/tests/testdata/failover/`),
 //! porting the behaviour of Pebble's `wal/testdata` scenarios. Each file runs
 //! against a fresh failover manager on an in-memory disk with fault
 //! injection, a manual clock and a manual driver. `REWRITE=1` regenerates
 //! the expected output.
 
-mod support;
-
 use std::path::Path;
 
-use support::datadriven::run_file;
-use support::failover::Harness;
+use wal_testkit::datadriven::run_file;
+use wal_testkit::failover::Harness;
 
 fn run(name: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

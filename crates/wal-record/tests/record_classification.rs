@@ -2,12 +2,10 @@
 //! row by row, and every kind of bad chunk with and without a later proof
 //! that it had been synced.
 
-mod support;
-
-use support::records::{Rec, chunk_offsets, fix_crc, read_log, write_log};
 use wal_record::format::{BLOCK_SIZE, WAL_SYNC_HEADER_SIZE};
 use wal_record::reader::{CLASSIFICATION, Outcome};
 use wal_record::{End, Error, Fault, WireFormat};
+use wal_testkit::records::{Rec, chunk_offsets, fix_crc, read_log, write_log};
 
 const H: usize = WAL_SYNC_HEADER_SIZE;
 const LOG: u32 = 9;

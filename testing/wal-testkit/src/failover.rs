@@ -1,6 +1,6 @@
 //! A failover manager on an in-memory disk with fault injection, a manual
 //! clock and a manual driver, stepped by script commands (see
-//! `tests/testdata/failover/*.txt` and `tests/failover_scripts.rs`).
+//! `crates/wal-manager/tests/testdata/failover/*.txt` and the suite `failover_scripts`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,7 +19,7 @@ use wal_manager::{
     ManualClock, Writer,
 };
 
-use super::datadriven::Command;
+use crate::datadriven::Command;
 
 pub const PRIMARY: &str = "/wal/primary";
 pub const SECONDARY: &str = "/wal/secondary";

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use wal_fs::SplitMix64;
+use crate::SeededRng;
 use wal_manager::reader::SegmentEnd;
 use wal_manager::{Driver, Env, LogEnd, LogNum, Lsn, Manager, ManualClock};
 
@@ -28,7 +28,7 @@ pub fn payload(tag: u64, epoch: u32, len: usize) -> Vec<u8> {
     out.extend_from_slice(&tag.to_le_bytes());
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&u32::try_from(len).unwrap().to_le_bytes());
-    let mut rng = SplitMix64::new(tag ^ u64::from(epoch).rotate_left(40) ^ 0x0f1e_2d3c_4b5a_6978);
+    let mut rng = SeededRng::new(tag ^ u64::from(epoch).rotate_left(40) ^ 0x0f1e_2d3c_4b5a_6978);
     while out.len() < len {
         let word = rng.next_u64().to_le_bytes();
         let n = word.len().min(len - out.len());

@@ -2,15 +2,13 @@
 //! both truncations, checkpoints, replay, iteration, reopen, forced
 //! failover switches and power-loss crashes.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::failover::Disk;
 use wal_fs::{MemFs, Op, OpFilter};
 use wal_manager::{Config, Direction, Error, HumanDuration, HumanSize, Lsn, SyncPolicy, Wal};
+use wal_testkit::failover::Disk;
 
 fn config(failover: bool) -> Config {
     let mut c = if failover {

@@ -15,19 +15,17 @@
 //!   manager switches; the standalone `create` fails with an error naming
 //!   the directory, and a later `create` works once the fault clears.
 
-mod support;
-
 use std::error::Error as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::failover::{Disk, PRIMARY, SECONDARY};
 use wal_fs::{CrashMode, CrashOptions, EntryMode, Fault, MemFs, Op, OpFilter, Rule};
 use wal_manager::failover::writer::SegmentState;
 use wal_manager::{
     Config, DirId, Driver, Env, Error, FailoverManager, LogNum, Lsn, Manager, ManualClock, Writer,
 };
+use wal_testkit::failover::{Disk, PRIMARY, SECONDARY};
 
 const WAIT_MAX: Duration = Duration::from_secs(30);
 
