@@ -21,6 +21,7 @@
 //! | `wal_unsynced_bytes` | gauge | bytes | bytes appended but not yet durable |
 //! | `wal_queue_records` | gauge | records | failover: records kept for replay until durable |
 //! | `wal_queue_bytes` | gauge | bytes | failover: their bytes |
+//! | `wal_replayed_records_total` | counter | records | failover: records replayed into a new segment after a switch |
 //! | `wal_dir_switches_total` | counter | switches | failover: directory switches (failovers and failbacks) |
 //! | `wal_dir_seconds_total{dir}` | counter | seconds | failover: time writing to `dir` = `primary` or `secondary` |
 //! | `wal_current_dir{dir}` | gauge | 0/1 | failover: 1 for the directory written now |
@@ -57,6 +58,7 @@ pub const NAMES: &[&str] = &[
     "wal_unsynced_bytes",
     "wal_queue_records",
     "wal_queue_bytes",
+    "wal_replayed_records_total",
     "wal_dir_switches_total",
     "wal_dir_seconds_total",
     "wal_current_dir",
@@ -132,6 +134,11 @@ pub fn describe() {
         "Failover: bytes kept for replay."
     );
     describe_counter!(
+        "wal_replayed_records_total",
+        Unit::Count,
+        "Failover: records replayed into a new segment after a switch."
+    );
+    describe_counter!(
         "wal_dir_switches_total",
         Unit::Count,
         "Failover: directory switches."
@@ -197,6 +204,7 @@ pub fn publish(stats: &Stats) {
     if let Some(f) = &stats.failover {
         gauge!("wal_queue_records").set(f.queued_records as f64);
         gauge!("wal_queue_bytes").set(f.queued_bytes as f64);
+        counter!("wal_replayed_records_total").absolute(f.replayed_records);
         counter!("wal_dir_switches_total").absolute(f.switches);
         for (dir, time) in [
             (DirId::Primary, f.primary_time),

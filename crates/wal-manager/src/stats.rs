@@ -52,4 +52,7 @@ pub struct FailoverStats {
     pub queued_records: u64,
     /// Their bytes.
     pub queued_bytes: u64,
+    /// Records replayed into a new segment after a switch, over every log
+    /// since the manager opened (each replayed record is written twice).
+    pub replayed_records: u64,
 }

@@ -6,7 +6,7 @@ pub mod monitor;
 pub mod prober;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -104,6 +104,8 @@ struct Shared {
     tasks: Arc<Tasks>,
     enabled: AtomicBool,
     write_sync_latency: Arc<Histogram>,
+    /// Records replayed into new segments, over every log.
+    replayed_records: Arc<AtomicU64>,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -151,6 +153,7 @@ impl FailoverManager {
             tasks: Arc::new(Tasks::default()),
             enabled: AtomicBool::new(f.enabled),
             write_sync_latency: Arc::new(Histogram::new()),
+            replayed_records: Arc::new(AtomicU64::new(0)),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
         });
@@ -198,6 +201,7 @@ impl FailoverManager {
             Arc::clone(&s.core),
             Arc::clone(&s.tasks),
             Arc::clone(&s.write_sync_latency),
+            Arc::clone(&s.replayed_records),
             recycled,
         ));
         let dir = {
@@ -326,6 +330,7 @@ impl FailoverManager {
             probe_latency: s.prober.latency(),
             queued_records,
             queued_bytes,
+            replayed_records: s.replayed_records.load(Ordering::Relaxed),
         });
         stats
     }

@@ -115,8 +115,8 @@ pub(crate) struct Inner {
     write_sync_latency: Arc<Histogram>,
     /// A recycled file for segment 0, if the manager had one.
     recycled: Mutex<Option<RecycledFile>>,
-    /// Total records ever replayed into new segments.
-    replayed: AtomicU64,
+    /// Records replayed into new segments, over every log of the manager.
+    replayed: Arc<AtomicU64>,
 }
 
 /// The state of one segment, as [`FailoverWriter::segments`] reports it.
@@ -187,6 +187,7 @@ impl Inner {
         core: Arc<Core>,
         tasks: Arc<Tasks>,
         write_sync_latency: Arc<Histogram>,
+        replayed: Arc<AtomicU64>,
         recycled: Option<RecycledFile>,
     ) -> Inner {
         let first = core.next_lsn();
@@ -209,7 +210,7 @@ impl Inner {
             cv: Condvar::new(),
             write_sync_latency,
             recycled: Mutex::new(recycled),
-            replayed: AtomicU64::new(0),
+            replayed,
         }
     }
 
@@ -379,7 +380,11 @@ impl Inner {
         if st.sync_wanted.is_some_and(|w| w >= st.durable_until) || st.closing {
             writer.request_sync();
         }
-        self.replayed.fetch_add(count as u64, Ordering::Relaxed);
+        // Records queued while the first segment was created are written
+        // there once; only a later segment's are written again.
+        if index.0 > 0 {
+            self.replayed.fetch_add(count as u64, Ordering::Relaxed);
+        }
         let slot = &st.slots[slot_i];
         tracing::info!(
             log = %self.log,
@@ -792,11 +797,6 @@ impl FailoverWriter {
                 error: s.recorder.ongoing_latency_or_error().1,
             })
             .collect()
-    }
-
-    /// Records replayed into new segments so far.
-    pub fn replayed_records(&self) -> u64 {
-        self.inner.replayed.load(Ordering::Relaxed)
     }
 }
 

@@ -209,11 +209,6 @@ impl Wal {
         })
     }
 
-    /// The sync policy `append` follows.
-    pub fn sync_policy(&self) -> SyncPolicy {
-        self.policy
-    }
-
     /// The logs the WAL holds now, oldest first, with their segments: what
     /// retention and truncation count and delete.
     pub fn logs(&self) -> Vec<LogicalLog> {

@@ -362,3 +362,47 @@ fn a_dry_run_repair_changes_nothing_and_takes_no_lock() {
     let e = repair(&dirs, false, false).unwrap_err();
     assert!(e.to_string().contains("locked"), "{e}");
 }
+
+#[test]
+fn failover_turned_off_at_run_time_stays_on_a_stalled_primary_and_turned_on_switches() {
+    let disk = wal_testkit::failover::Disk::new(MemFs::new());
+    let clock = ManualClock::new();
+    let env = Env {
+        clock: Arc::new(clock.clone()),
+        ..disk.env()
+    };
+    let m = Arc::new(Manager::open_with(&Config::failover("/p", "/s"), env).unwrap());
+    let Manager::Failover(f) = &*m else {
+        unreachable!()
+    };
+    let w = Arc::new(m.create(LogNum(1)).unwrap());
+    w.append_sync(b"before").unwrap();
+    f.set_failover_enabled(false);
+    let stall = disk
+        .stalls
+        .stall(wal_fs::OpFilter::ops([wal_fs::Op::Sync]).in_dir("/p"));
+    let waiter = {
+        let w = Arc::clone(&w);
+        std::thread::spawn(move || w.append_sync(b"during the stall"))
+    };
+    assert!(
+        disk.stalls
+            .wait_until_blocked(1, std::time::Duration::from_secs(10))
+    );
+    clock.advance(std::time::Duration::from_secs(1));
+    f.tick_monitor();
+    assert_eq!(f.current_dir(), wal_manager::DirId::Primary, "rule 2: stay");
+    assert_eq!(m.stats().failover.unwrap().replayed_records, 0);
+    f.set_failover_enabled(true);
+    f.tick_monitor();
+    assert_eq!(f.current_dir(), wal_manager::DirId::Secondary);
+    // The waiting record is replayed into the secondary and acknowledged
+    // from there while the primary still hangs.
+    assert_eq!(waiter.join().unwrap().unwrap(), Lsn(2));
+    let stats = m.stats().failover.unwrap();
+    assert_eq!((stats.switches, stats.replayed_records), (1, 1));
+    stall.release();
+    w.close().unwrap();
+    drop(w);
+    m.close().unwrap();
+}
