@@ -75,6 +75,7 @@ pub const NAMES: &[&str] = &[
 const QUANTILES: [(&str, f64); 4] = [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999), ("1", 1.0)];
 
 /// Registers help texts and units with the installed recorder.
+#[allow(clippy::too_many_lines)] // one `describe_*!` per metric, in the table's order
 pub fn describe() {
     describe_counter!("wal_appends_total", Unit::Count, "Records appended.");
     describe_counter!(
