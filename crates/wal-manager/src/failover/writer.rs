@@ -49,6 +49,10 @@ use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
 
 use super::Tasks;
 
+/// How long `flush` waits for a segment being created, by the manager's
+/// clock.
+const FLUSH_WAIT_MAX: Duration = Duration::from_secs(10);
+
 /// A record not yet known durable.
 struct Queued {
     lsn: Lsn,
@@ -739,14 +743,15 @@ impl FailoverWriter {
     }
 
     /// Hands everything appended to the newest segment's file; see
-    /// [`crate::Writer::flush`]. Waits (up to 10 s) for a segment being
-    /// created.
+    /// [`crate::Writer::flush`]. Waits (up to [`FLUSH_WAIT_MAX`] by the
+    /// manager's clock) for a segment being created.
     ///
     /// # Errors
     /// The writer failed, or no segment became ready in time.
     pub(crate) fn flush(&self) -> Result<()> {
         let inner = &self.inner;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let clock = &inner.core.clock;
+        let start = clock.now();
         let mut st = inner.state.lock();
         loop {
             if let Some(reason) = &st.failed {
@@ -767,12 +772,18 @@ impl FailoverWriter {
                     source,
                 });
             }
-            if inner.cv.wait_until(&mut st, deadline).timed_out() {
+            // The bound is measured on the manager's clock (a manual clock in
+            // tests); the condvar is only woken now and then to look at it.
+            if clock.now().saturating_sub(start) >= FLUSH_WAIT_MAX {
                 return Err(Error::WriterFailed {
                     log: inner.log,
-                    reason: "no segment became ready to flush within 10s".into(),
+                    reason: format!(
+                        "no segment became ready to flush within {}s",
+                        FLUSH_WAIT_MAX.as_secs()
+                    ),
                 });
             }
+            inner.cv.wait_for(&mut st, Duration::from_millis(10));
         }
     }
 
