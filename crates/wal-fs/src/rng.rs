@@ -8,15 +8,6 @@
 /// SplitMix64 (Steele, Lea and Flood, 2014): a 64-bit state advanced by a
 /// constant and mixed by a finalizer. Statistically good enough for choosing
 /// crash points, and every seed (including 0) is a valid seed.
-///
-/// ```
-/// use wal_fs::SplitMix64;
-///
-/// let mut a = SplitMix64::new(7);
-/// let mut b = SplitMix64::new(7);
-/// assert_eq!(a.next_u64(), b.next_u64());
-/// assert!(a.below(10) < 10);
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SplitMix64 {
     state: u64,

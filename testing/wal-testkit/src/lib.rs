@@ -26,3 +26,32 @@ mod rng;
 pub mod segments;
 
 pub use rng::SeededRng;
+
+use std::sync::Arc;
+
+use wal_fs::MemFs;
+use wal_manager::{Config, Driver, Env, HumanSize, ManualClock, SyncPolicy};
+
+/// Both directories on `mem`, a manual clock, no background threads: a
+/// manager that does nothing unless the test says so.
+pub fn mem_env(mem: &MemFs) -> Env {
+    Env {
+        primary_fs: Arc::new(mem.clone()),
+        secondary_fs: Arc::new(mem.clone()),
+        clock: Arc::new(ManualClock::new()),
+        driver: Driver::Manual,
+    }
+}
+
+/// A `Wal` configuration on `/p` (and `/s` for failover) whose logs rotate
+/// every 64 KiB, appending under `sync`.
+pub fn small_log_config(failover: bool, sync: SyncPolicy) -> Config {
+    let mut c = if failover {
+        Config::failover("/p", "/s")
+    } else {
+        Config::standalone("/p")
+    };
+    c.wal.log_size_max = HumanSize(64 << 10);
+    c.wal.sync = sync;
+    c
+}

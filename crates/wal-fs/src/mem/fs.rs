@@ -18,14 +18,7 @@ impl Fs for MemFs {
         let err = |e| Error::io(Op::Create, path, e);
         let mut st = self.state.lock();
         let (dir, name) = st.parent(path).map_err(err)?;
-        if st
-            .dir(dir)
-            .current
-            .get(&name)
-            .is_some_and(|&old| st.is_dir(old))
-        {
-            return Err(err(is_a_dir()));
-        }
+        st.refuse_dir_at(dir, &name).map_err(err)?;
         let ino = st.alloc(Node::File(FileNode {
             handles: 1,
             ..FileNode::default()

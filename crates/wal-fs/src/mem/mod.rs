@@ -20,7 +20,7 @@ use crate::{Error, Op, Result};
 pub use self::crash::{
     CrashMode, CrashOptions, CrashReport, EntryMode, EntryReport, EntryState, FileCrash, FileReport,
 };
-use self::tree::{FileNode, Node, State, components, is_a_dir, names_root};
+use self::tree::{FileNode, Node, State, components, names_root};
 
 /// The unit a crash can tear: within it, each [`SUBSECTOR_SIZE`] piece is
 /// written atomically, but not the sector as a whole.
@@ -227,14 +227,7 @@ impl MemFs {
         let name = comps.pop().ok_or_else(|| err(names_root()))?;
         let mut st = self.state.lock();
         let dir = st.make_dirs(&comps, true).map_err(err)?;
-        if st
-            .dir(dir)
-            .current
-            .get(&name)
-            .is_some_and(|&old| st.is_dir(old))
-        {
-            return Err(err(is_a_dir()));
-        }
+        st.refuse_dir_at(dir, &name).map_err(err)?;
         let ino = st.alloc(Node::File(FileNode {
             current: bytes.to_vec(),
             durable: bytes.to_vec(),

@@ -224,6 +224,14 @@ impl State {
         }
     }
 
+    /// Refuses to put a file at `name` in `dir` when a directory is there.
+    pub(super) fn refuse_dir_at(&self, dir: Ino, name: &str) -> io::Result<()> {
+        match self.dir(dir).current.get(name) {
+            Some(&old) if self.is_dir(old) => Err(is_a_dir()),
+            _ => Ok(()),
+        }
+    }
+
     /// The directory that would hold `path`, and the last name.
     pub(super) fn parent(&self, path: &Path) -> io::Result<(Ino, String)> {
         let mut comps = components(path);

@@ -32,10 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use wal_fs::MemFs;
-use wal_manager::{
-    Config, Direction, Driver, Env, Error, HumanSize, Lsn, ManualClock, SyncPolicy, Wal,
-};
+use wal_manager::{Config, Direction, Error, Lsn, SyncPolicy, Wal};
 use wal_testkit::SeededRng;
+use wal_testkit::{mem_env, small_log_config};
 
 const DEFAULT_SEEDS: u64 = 6;
 const ROUNDS: u64 = 3;
@@ -68,26 +67,11 @@ fn failover_wal_under_concurrent_operations_matches_the_model() {
 }
 
 fn config(failover: bool, retention: bool) -> Config {
-    let mut c = if failover {
-        Config::failover("/p", "/s")
-    } else {
-        Config::standalone("/p")
-    };
-    c.wal.log_size_max = HumanSize(64 << 10);
-    c.wal.sync = SyncPolicy::Immediate;
+    let mut c = small_log_config(failover, SyncPolicy::Immediate);
     if retention {
         c.wal.retention_logs_max = 2;
     }
     c
-}
-
-fn env(mem: &MemFs) -> Env {
-    Env {
-        primary_fs: Arc::new(mem.clone()),
-        secondary_fs: Arc::new(mem.clone()),
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    }
 }
 
 /// A payload that names its append: the tag first, then filler derived
@@ -319,7 +303,7 @@ fn run_seed(seed: u64, failover: bool) {
     let mem = MemFs::new();
     let retention = seed % 2 == 0;
     let cfg = config(failover, retention);
-    let mut wal = Wal::open_with(&cfg, env(&mem)).unwrap();
+    let mut wal = Wal::open_with(&cfg, mem_env(&mem)).unwrap();
     let rec = Arc::new(Recorder {
         clock: AtomicU64::new(0),
         events: Mutex::new(Vec::new()),
@@ -383,7 +367,7 @@ fn run_seed(seed: u64, failover: bool) {
         check(&events, &before, retention)
             .unwrap_or_else(|why| panic!("seed {seed} round {round}: {why}\nreplay: {replay}"));
         wal.close().unwrap();
-        wal = Wal::open_with(&cfg, env(&mem)).unwrap();
+        wal = Wal::open_with(&cfg, mem_env(&mem)).unwrap();
         assert_eq!(
             contents(&wal),
             before,

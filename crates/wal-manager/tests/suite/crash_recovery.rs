@@ -698,13 +698,7 @@ impl World {
         // Never switch back into a stalled directory: with a manual clock
         // nothing would ever notice the stall, and the test would hang.
         self.release_stall();
-        match self.failover().force_switch() {
-            Ok(to) => {
-                self.stats.switches += 1;
-                self.note(format!("force switch to {to}"));
-            }
-            Err(e) => self.fail(&format!("force_switch failed: {e}"), None),
-        }
+        self.force_switch_keeping_stall();
     }
 
     /// Stalls writes and syncs of the current directory, switches away, and

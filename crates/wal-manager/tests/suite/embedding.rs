@@ -11,18 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wal_fs::{Fs, MemFs, Op, OpFilter};
-use wal_manager::{
-    Config, Driver, Env, Error, HumanSize, LogNum, Lsn, Manager, ManualClock, SyncPolicy, Wal,
-};
+use wal_manager::{Config, Env, Error, HumanSize, LogNum, Lsn, Manager, SyncPolicy, Wal};
 use wal_testkit::failover::Disk;
+use wal_testkit::{mem_env, small_log_config};
 
 fn env(mem: &MemFs) -> Env {
-    Env {
-        primary_fs: Arc::new(mem.clone()),
-        secondary_fs: Arc::new(mem.clone()),
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    }
+    mem_env(mem)
 }
 
 fn records(wal: &Wal) -> Vec<(u64, Vec<u8>)> {
@@ -208,14 +202,7 @@ fn lowering_record_size_max_keeps_existing_logs_readable() {
 }
 
 fn small_logs(failover: bool) -> Config {
-    let mut c = if failover {
-        Config::failover("/p", "/s")
-    } else {
-        Config::standalone("/p")
-    };
-    c.wal.log_size_max = HumanSize(64 << 10);
-    c.wal.sync = SyncPolicy::None;
-    c
+    small_log_config(failover, SyncPolicy::None)
 }
 
 #[test]

@@ -6,19 +6,14 @@ use std::sync::Arc;
 
 use wal_fs::{Fs, MemFs};
 use wal_manager::{
-    Config, Driver, Env, Error, LogEnd, LogNum, Lsn, Manager, ManualClock, RepairAction, Writer,
-    repair,
+    Config, Env, Error, LogEnd, LogNum, Lsn, Manager, ManualClock, RepairAction, Writer, repair,
 };
+use wal_testkit::mem_env;
 
 const DIR: &str = "/wal";
 
 fn env(mem: &MemFs) -> Env {
-    Env {
-        primary_fs: Arc::new(mem.clone()),
-        secondary_fs: Arc::new(mem.clone()),
-        clock: Arc::new(ManualClock::new()),
-        driver: Driver::Manual,
-    }
+    mem_env(mem)
 }
 
 fn open(mem: &MemFs, config: &Config) -> Manager {
