@@ -144,6 +144,16 @@ pub(crate) struct TargetArgs {
     /// The secondary directory of a failover pair (with --primary).
     #[arg(long, value_name = "DIR", requires = "primary")]
     pub(crate) secondary: Option<PathBuf>,
+    /// How records are sequenced, overriding the configuration's
+    /// `[log] sequencing`: lsn (failwal's LSN envelope, the default) or
+    /// pebble-batch (every record a Pebble batch, deduplicated by its
+    /// sequence number as Pebble does).
+    #[arg(long, value_name = "MODE", value_parser = parse_sequencing)]
+    pub(crate) sequencing: Option<wal_manager::Sequencing>,
+}
+
+fn parse_sequencing(s: &str) -> Result<wal_manager::Sequencing, String> {
+    s.parse()
 }
 
 /// Output format of the inspection commands.

@@ -23,7 +23,8 @@ const TEXT_PAYLOAD_SHOWN_MAX: usize = 32;
 /// as it happens, after the records read before it).
 pub(crate) fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let target = Target::resolve(&args.target, Need::Existing)?;
-    let mut logs = target.scan()?;
+    let all = target.scan()?;
+    let mut logs = all.clone();
     if let Some(n) = args.log {
         logs.retain(|l| l.num == LogNum(n));
         if logs.is_empty() {
@@ -38,7 +39,8 @@ pub(crate) fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let mut progress = ByteProgress::new("dump", &logs);
     for log in &logs {
         progress.start_log(log);
-        let dumped = dump_log(&target, log, args.format, out, &mut progress);
+        let reader = target.reader(log, &all);
+        let dumped = dump_log(reader, log, args.format, out, &mut progress);
         progress.finish();
         if let Err(e) = dumped {
             // Flush what was read before the damage, then say why it ends.
@@ -65,13 +67,12 @@ enum DumpError {
 }
 
 fn dump_log(
-    target: &Target,
+    mut reader: LogicalReader,
     log: &LogicalLog,
     format: Format,
     out: &mut dyn Write,
     progress: &mut ByteProgress,
 ) -> Result<(), DumpError> {
-    let mut reader = LogicalReader::new(log, target.dirs());
     loop {
         match reader.next() {
             Ok(Some(record)) => {
@@ -104,9 +105,12 @@ fn text_line(log: LogNum, r: &LogRecord<'_>) -> String {
         .file_name()
         .map_or_else(|| r.segment.path.to_string_lossy(), |n| n.to_string_lossy());
     let shown = &r.payload[..r.payload.len().min(TEXT_PAYLOAD_SHOWN_MAX)];
+    let sequence = match r.batch {
+        Some(h) => format!("seq {} count {}", h.seq, h.count),
+        None => format!("lsn {}", r.lsn),
+    };
     let mut line = format!(
-        "log {log} lsn {} {}/{name}@{} len {}{} payload {}",
-        r.lsn,
+        "log {log} {sequence} {}/{name}@{} len {}{} payload {}",
         r.segment.dir.name(),
         r.offset,
         r.payload.len(),
@@ -120,6 +124,19 @@ fn text_line(log: LogNum, r: &LogRecord<'_>) -> String {
 }
 
 fn json_line(log: LogNum, r: &LogRecord<'_>) -> serde_json::Value {
+    if let Some(h) = r.batch {
+        return json!({
+            "log": log.0,
+            "seq": h.seq,
+            "count": h.count,
+            "segment": r.segment.path.to_string_lossy(),
+            "dir": r.segment.dir.name(),
+            "index": r.segment.index.0,
+            "offset": r.offset,
+            "len": r.payload.len(),
+            "payload_hex": hex(r.payload),
+        });
+    }
     json!({
         "log": log.0,
         "lsn": r.lsn.0,

@@ -4,7 +4,7 @@
 
 use wal_fs::Fs;
 use wal_manager::layout::decode_envelope;
-use wal_manager::{LogNum, Lsn, Segment};
+use wal_manager::{LogNum, Lsn, Segment, Sequencing, decode_batch_header};
 use wal_record::{End, LogReader};
 
 /// How a segment read on its own ends.
@@ -14,7 +14,8 @@ pub(crate) enum AloneEnd {
     Clean(End),
     /// A torn tail, a corruption, an over-long record or a read error.
     Bad(wal_record::Error),
-    /// A record too short for its LSN prefix, at this offset.
+    /// A record too short for its LSN prefix (or batch header), at this
+    /// offset.
     NoLsn(u64),
     /// The file could not be opened.
     Unopenable(wal_fs::Error),
@@ -33,7 +34,12 @@ pub(crate) struct AloneReport {
 }
 
 /// Reads `segment` of log `log` to its end on its own.
-pub(crate) fn check_alone(fs: &dyn Fs, log: LogNum, segment: &Segment) -> AloneReport {
+pub(crate) fn check_alone(
+    fs: &dyn Fs,
+    log: LogNum,
+    segment: &Segment,
+    sequencing: Sequencing,
+) -> AloneReport {
     let mut report = AloneReport {
         records: 0,
         lsns: None,
@@ -50,7 +56,13 @@ pub(crate) fn check_alone(fs: &dyn Fs, log: LogNum, segment: &Segment) -> AloneR
     loop {
         match reader.next_record() {
             Ok(Some(record)) => {
-                let Some((lsn, _, _)) = decode_envelope(record.payload) else {
+                let lsn = match sequencing {
+                    Sequencing::Lsn => decode_envelope(record.payload).map(|(lsn, _, _)| lsn),
+                    Sequencing::PebbleBatch => {
+                        decode_batch_header(record.payload).map(|h| Lsn(h.seq))
+                    }
+                };
+                let Some(lsn) = lsn else {
                     report.end = AloneEnd::NoLsn(record.offset);
                     return report;
                 };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wal_fs::{Fs, OsFs};
 use wal_manager::layout::{Dirs, scan};
 use wal_manager::layout::{check_roles, check_segment_starts, check_wal_dir};
-use wal_manager::{Config, DirId, LogicalLog};
+use wal_manager::{Config, DirId, LogicalLog, LogicalReader, Sequencing};
 
 use crate::cli::TargetArgs;
 use crate::failure::Failure;
@@ -61,6 +61,10 @@ impl Target {
                 ));
             }
         };
+        let mut config = config;
+        if let Some(sequencing) = args.sequencing {
+            config.log.sequencing = sequencing;
+        }
         let target = Target {
             config,
             fs: Arc::new(OsFs::new()),
@@ -97,6 +101,21 @@ impl Target {
         let logs = scan(&dirs)?;
         check_segment_starts(&dirs, &logs)?;
         Ok(logs)
+    }
+
+    /// How records are sequenced.
+    pub(crate) fn sequencing(&self) -> Sequencing {
+        self.config.log.sequencing
+    }
+
+    /// A reader of `log` as the managers read it: sequenced as configured,
+    /// and held to a clean end (a strict tail) unless it is the newest of
+    /// `logs`.
+    pub(crate) fn reader(&self, log: &LogicalLog, logs: &[LogicalLog]) -> LogicalReader {
+        let newest = logs.last().is_some_and(|l| l.num == log.num);
+        LogicalReader::new(log, self.dirs())
+            .with_sequencing(self.sequencing())
+            .strict_tail(!newest)
     }
 
     /// A short description for headers: `primary DIR` or `primary DIR,

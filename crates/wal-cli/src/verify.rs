@@ -11,7 +11,7 @@
 use std::io::Write;
 
 use wal_manager::reader::{SegmentEnd, SegmentReport};
-use wal_manager::{LogEnd, LogicalLog, LogicalReader, Lsn, Segment};
+use wal_manager::{LogEnd, LogicalLog, LogicalReader, Lsn, Segment, Sequencing};
 use wal_record::End;
 
 use crate::cli::VerifyArgs;
@@ -50,7 +50,7 @@ pub(crate) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<(), Failure>
     let mut progress = ByteProgress::new("verify", &logs);
     for log in &logs {
         progress.start_log(log);
-        let outcome = read_log(&target, log, &mut progress);
+        let outcome = read_log(target.reader(log, &logs), &mut progress);
         progress.finish();
         write_log(&target, log, &outcome, out)?;
         segments += log.segments.len();
@@ -86,8 +86,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn read_log(target: &Target, log: &LogicalLog, progress: &mut ByteProgress) -> LogOutcome {
-    let mut reader = LogicalReader::new(log, target.dirs());
+fn read_log(mut reader: LogicalReader, progress: &mut ByteProgress) -> LogOutcome {
     let mut records = 0u64;
     let mut lsns: Option<(Lsn, Lsn)> = None;
     let result = loop {
@@ -129,7 +128,7 @@ fn write_log(
             }
             Some(r) => format!(
                 "{} before the read stopped here; {}",
-                counts(r.records, r.duplicates),
+                counts(r.records, r.duplicates, r.log_data),
                 alone_line(target, log, segment)
             ),
             None => format!(
@@ -146,9 +145,14 @@ fn write_log(
     writeln!(out, "  => {}", verdict(outcome))
 }
 
-fn counts(records: u64, duplicates: u64) -> String {
+fn counts(records: u64, duplicates: u64, log_data: u64) -> String {
+    let skipped = match log_data {
+        0 => String::new(),
+        1 => ", 1 LogData batch skipped".to_owned(),
+        n => format!(", {n} LogData batches skipped"),
+    };
     format!(
-        "{records} record{}, {duplicates} duplicate{}",
+        "{records} record{}, {duplicates} duplicate{}{skipped}",
         if records == 1 { "" } else { "s" },
         if duplicates == 1 { "" } else { "s" }
     )
@@ -177,7 +181,7 @@ fn reported_line(r: &SegmentReport, is_last: bool, log_readable: bool) -> String
         }
         SegmentEnd::Corrupt(e) => format!("CORRUPTION: {e}"),
     };
-    format!("{}: {end}", counts(r.records, r.duplicates))
+    format!("{}: {end}", counts(r.records, r.duplicates, r.log_data))
 }
 
 fn clean_end(end: End) -> String {
@@ -189,16 +193,28 @@ fn clean_end(end: End) -> String {
 
 /// The line of a segment read on its own.
 fn alone_line(target: &Target, log: &LogicalLog, segment: &Segment) -> String {
-    let AloneReport { records, lsns, end } =
-        check_alone(target.dirs().get(segment.dir).fs.as_ref(), log.num, segment);
-    let lsns = lsns.map_or_else(String::new, |(a, b)| format!(" (LSN {a}..={b})"));
+    let AloneReport { records, lsns, end } = check_alone(
+        target.dirs().get(segment.dir).fs.as_ref(),
+        log.num,
+        segment,
+        target.sequencing(),
+    );
+    let name = match target.sequencing() {
+        Sequencing::Lsn => "LSN",
+        Sequencing::PebbleBatch => "seq",
+    };
+    let lsns = lsns.map_or_else(String::new, |(a, b)| format!(" ({name} {a}..={b})"));
     let end = match end {
         AloneEnd::Clean(end) => clean_end(end),
         AloneEnd::Bad(e) if e.is_corruption() => format!("CORRUPTION: {e}"),
         AloneEnd::Bad(e) => e.to_string(),
-        AloneEnd::NoLsn(offset) => {
-            format!("CORRUPTION: the record at offset {offset} is too short for its LSN")
-        }
+        AloneEnd::NoLsn(offset) => format!(
+            "CORRUPTION: the record at offset {offset} is too short for its {}",
+            match target.sequencing() {
+                Sequencing::Lsn => "LSN",
+                Sequencing::PebbleBatch => "batch header",
+            }
+        ),
         AloneEnd::Unopenable(e) => format!("cannot be opened: {e}"),
     };
     format!(

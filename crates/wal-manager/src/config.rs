@@ -43,6 +43,19 @@ pub struct Config {
     /// The `Wal` API's settings.
     #[serde(default)]
     pub wal: WalConfig,
+    /// How records are sequenced.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// How records are stored and sequenced (the `[log]` table).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `"lsn"` (default): failwal's LSN envelope; `"pebble-batch"`: every
+    /// record is a Pebble batch, stored as it is (see
+    /// [`crate::Sequencing`]).
+    pub sequencing: crate::envelope::Sequencing,
 }
 
 /// The `Wal` API's settings.
@@ -475,6 +488,7 @@ impl Config {
             failover: FailoverConfig::default(),
             writer: WriterConfig::default(),
             wal: WalConfig::default(),
+            log: LogConfig::default(),
         }
     }
 

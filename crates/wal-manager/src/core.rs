@@ -14,12 +14,13 @@ use wal_record::{LogWriter, LogWriterMetrics, LogWriterOptions};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::env::Env;
+use crate::envelope::{BATCH_HEADER_SIZE, Sequencing};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::log::{DeletableFile, Dir, Dirs, LogicalLog, Segment, scan};
 use crate::meta;
 use crate::naming::{parse_recycle_file_name, recycle_file_name};
-use crate::reader::LogicalReader;
+use crate::reader::{LogEnd, LogicalReader};
 use crate::recycler::{RecycledFile, Recycler};
 use crate::stats::Stats;
 use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
@@ -102,7 +103,7 @@ impl Core {
             .map(|s| (s.dir, s.path.clone()))
             .collect();
         delete_files(&dirs, &leftovers, "deleted a leftover of an obsolete log")?;
-        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor)?;
+        let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor, config.log.sequencing)?;
         let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
         tracing::info!(
             primary = %dirs.primary.path.display(),
@@ -365,23 +366,48 @@ impl Core {
             .iter()
             .find(|l| l.log.num == log)
             .ok_or(Error::NoSuchLog(log))?;
-        Ok(LogicalReader::new(&live.log, self.dirs.clone()))
+        // Every log but the newest was closed before a newer one began.
+        let newest = st.logs.last().is_some_and(|l| l.log.num == log);
+        Ok(LogicalReader::new(&live.log, self.dirs.clone())
+            .with_sequencing(self.sequencing())
+            .strict_tail(!newest))
     }
 
     pub(crate) fn record_size_max(&self) -> usize {
         self.config.writer.record_size_max.0 as usize
     }
 
-    /// Refuses a group with a record over `writer.record_size_max` (before
+    /// How records are sequenced.
+    pub(crate) fn sequencing(&self) -> Sequencing {
+        self.config.log.sequencing
+    }
+
+    /// Refuses a group with a record over `writer.record_size_max`, or, in
+    /// `pebble-batch` mode, one too short for a batch header (before
     /// anything is appended, so that no LSN is used up).
     pub(crate) fn check_record_sizes(&self, payloads: &[&[u8]]) -> Result<()> {
         let max = self.record_size_max();
-        match payloads.iter().find(|p| p.len() > max) {
-            Some(p) => Err(Error::RecordTooLarge {
+        if let Some(p) = payloads.iter().find(|p| p.len() > max) {
+            return Err(Error::RecordTooLarge {
                 len: p.len() as u64,
                 max: max as u64,
+            });
+        }
+        if self.sequencing() == Sequencing::PebbleBatch {
+            if let Some(p) = payloads.iter().find(|p| p.len() < BATCH_HEADER_SIZE) {
+                return Err(Error::NotABatch { len: p.len() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses system records (markers) where records carry no envelope.
+    pub(crate) fn check_markers_allowed(&self) -> Result<()> {
+        match self.sequencing() {
+            Sequencing::Lsn => Ok(()),
+            Sequencing::PebbleBatch => Err(Error::NeedsLsnSequencing {
+                what: "system records (checkpoints, truncation markers)",
             }),
-            None => Ok(()),
         }
     }
 
@@ -393,7 +419,7 @@ impl Core {
             format: w.format.0,
             min_sync_interval: w.min_sync_interval.0,
             pending_bytes_max: w.pending_bytes_max.0 as usize,
-            record_size_max: self.record_size_max() + crate::envelope::LSN_PREFIX_SIZE,
+            record_size_max: self.record_size_max() + self.sequencing().prefix_size(),
             on_sync: None,
             spin_wait_max: w.spin_wait_max.0,
         }
@@ -540,10 +566,29 @@ fn delete_files(dirs: &Dirs, files: &[(DirId, PathBuf)], what: &'static str) -> 
 /// at open. The newest log decides even when an older live log holds higher
 /// LSNs: that happens only after `truncate_after`, whose marker starts the
 /// newest log and deliberately rewinds the sequence.
-fn recover_next_lsn(dirs: &Dirs, logs: &[LogicalLog], floor: Lsn) -> Result<Lsn> {
-    for log in logs.iter().rev() {
-        let mut reader = LogicalReader::new(log, dirs.clone());
+///
+/// The newest log may end with a torn tail (a crash cut its last writes):
+/// that tail is cut here, durably, because a newer log is about to follow
+/// and every log but the newest must end cleanly (strict tails). Older logs
+/// read on the way are held to that.
+fn recover_next_lsn(
+    dirs: &Dirs,
+    logs: &[LogicalLog],
+    floor: Lsn,
+    sequencing: Sequencing,
+) -> Result<Lsn> {
+    for (i, log) in logs.iter().enumerate().rev() {
+        let newest = i + 1 == logs.len();
+        let mut reader = LogicalReader::new(log, dirs.clone())
+            .with_sequencing(sequencing)
+            .strict_tail(!newest);
         while reader.next()?.is_some() {}
+        if let Some(LogEnd::TornTail { path, offset }) = reader.end() {
+            if let Some(segment) = log.segments.iter().find(|s| &s.path == path) {
+                dirs.get(segment.dir).fs.truncate(path, *offset)?;
+                tracing::info!(log = %log.num, path = %path.display(), offset, "cut the torn tail of the newest log");
+            }
+        }
         if let Some(last) = reader.last_lsn() {
             return Ok(last.next());
         }

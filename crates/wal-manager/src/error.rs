@@ -56,6 +56,33 @@ pub enum Error {
         /// Its length.
         len: usize,
     },
+    /// In `pebble-batch` mode, a record too short for a batch header.
+    #[error("log {log} segment {}: record at offset {offset} has {len} bytes, too short for a Pebble batch header (12 bytes)", path.display())]
+    BadBatch {
+        /// The log.
+        log: LogNum,
+        /// The segment's file.
+        path: PathBuf,
+        /// Offset of the record.
+        offset: u64,
+        /// Its length.
+        len: usize,
+    },
+    /// A log that is not the newest ends with a torn tail: it was closed
+    /// (a newer log exists), so its end had been made durable and is now
+    /// lost.
+    #[error("log {log} ends cut short at offset {offset} of {} although a newer log exists: it was closed, so its end had been durable (strict tail): {source}", path.display())]
+    TornOlderLog {
+        /// The log.
+        log: LogNum,
+        /// Its last segment.
+        path: PathBuf,
+        /// Where its valid records end.
+        offset: u64,
+        /// What the record reader found there.
+        #[source]
+        source: wal_record::Error,
+    },
     /// Records are missing between two segments of a log, or inside one:
     /// durable records were lost to damage in a segment that is not the last.
     #[error("log {log}: records after LSN {after} are missing; the next one readable is {found} in {}", path.display())]
@@ -133,6 +160,23 @@ pub enum Error {
         len: u64,
         /// `writer.record_size_max`.
         max: u64,
+    },
+    /// In `pebble-batch` mode, a record too short to be a Pebble batch.
+    #[error(
+        "record of {len} bytes is not a Pebble batch: log.sequencing = \"pebble-batch\" needs at least the 12-byte batch header (sequence number, count)"
+    )]
+    NotABatch {
+        /// The record's length.
+        len: usize,
+    },
+    /// An operation that needs the LSN envelope, asked of a WAL in
+    /// `pebble-batch` mode.
+    #[error(
+        "{what} need log.sequencing = \"lsn\": in \"pebble-batch\" mode records are the engine's batches, with no LSN of failwal's"
+    )]
+    NeedsLsnSequencing {
+        /// What was asked.
+        what: &'static str,
     },
     /// A directory given as a WAL directory holds other things and no WAL
     /// file.
@@ -261,7 +305,10 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         match self {
             Error::Segment { source, .. } => source.is_corruption(),
-            Error::MissingRecords { .. } | Error::BadEnvelope { .. } => true,
+            Error::MissingRecords { .. }
+            | Error::BadEnvelope { .. }
+            | Error::BadBatch { .. }
+            | Error::TornOlderLog { .. } => true,
             _ => false,
         }
     }

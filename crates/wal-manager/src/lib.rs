@@ -42,10 +42,11 @@ mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, SyncPolicy, WalConfig,
-    WriterConfig,
+    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, LogConfig, SyncPolicy,
+    WalConfig, WriterConfig,
 };
 pub use env::{Driver, Env};
+pub use envelope::{BATCH_HEADER_SIZE, BatchHeader, Sequencing, decode_batch_header};
 pub use error::{Error, Result};
 pub use failover::FailoverManager;
 pub use log::{DeletableFile, LogicalLog, Segment};

@@ -4,7 +4,9 @@
 //! # Rules (the reader's decision table)
 //!
 //! Segments are read in index order. For each record, with `last` the LSN of
-//! the last record returned:
+//! the last record returned (rows 1-3 and 8 are the `lsn` sequencing's; in
+//! `pebble-batch` mode rows 10-13 take their place, with `last` the last
+//! batch's sequence number):
 //!
 //! | # | situation | action |
 //! |---|---|---|
@@ -17,6 +19,11 @@
 //! | 7 | corruption in the last segment | error |
 //! | 8 | record shorter than its 8-byte LSN | error |
 //! | 9 | a listed segment's file does not exist | go on with the next segment |
+//! | 10 | `pebble-batch`: a batch of LogData only (count 0) | drop it (it repeats the next batch's sequence number) |
+//! | 11 | `pebble-batch`: a batch with sequence number <= `last` | drop it (a duplicate) |
+//! | 12 | `pebble-batch`: a batch with sequence number > `last` (they may skip) | return it |
+//! | 13 | `pebble-batch`: a record shorter than a batch header (12 bytes) | error |
+//! | 14 | torn tail in the last segment of a log that is not the newest (strict tail) | error |
 //!
 //! Row 5 is safe because the failover writer replays every record not yet
 //! durable into the next segment: whatever a damaged non-last segment lost
@@ -28,7 +35,13 @@
 //! switch reserves it, so that its file can always be deleted (Pebble
 //! #5355); a switch superseded before its file was created never received a
 //! record, so its file may be missing or appear late. A file that held
-//! records and was lost shows up as row 3 (unless it was the last). The
+//! records and was lost shows up as row 3 (unless it was the last). Rows
+//! 10-12 are Pebble's reader's: sequence numbers of a Pebble WAL may skip
+//! (an ingestion uses some without writing a batch), so in that mode a gap
+//! is no error, and a loss in a damaged non-last segment cannot be told from
+//! one. Row 14 is Pebble's too: every log but the newest was closed (its
+//! trailer written and synced) before a newer one began, so an end cut
+//! short there is lost durable data ([`LogicalReader::strict_tail`]). The
 //! table is [`READER_RULES`]; a test walks it.
 
 use std::path::PathBuf;
@@ -37,7 +50,7 @@ use wal_fs::FileReader;
 
 use wal_record::{End, LogReader};
 
-use crate::envelope;
+use crate::envelope::{self, BatchHeader, Sequencing};
 use crate::error::{Error, Result};
 use crate::log::{Dirs, LogicalLog, Segment};
 use crate::types::{LogNum, Lsn};
@@ -104,17 +117,40 @@ pub const READER_RULES: &[ReaderRule] = &[
         situation: "a listed segment's file does not exist",
         action: ReaderAction::NextSegment,
     },
+    ReaderRule {
+        situation: "pebble-batch: a batch of LogData only (count 0)",
+        action: ReaderAction::Drop,
+    },
+    ReaderRule {
+        situation: "pebble-batch: a batch with sequence number <= last",
+        action: ReaderAction::Drop,
+    },
+    ReaderRule {
+        situation: "pebble-batch: a batch with sequence number > last",
+        action: ReaderAction::Return,
+    },
+    ReaderRule {
+        situation: "pebble-batch: a record shorter than a batch header",
+        action: ReaderAction::Fail,
+    },
+    ReaderRule {
+        situation: "torn tail in the last segment of a log that is not the newest",
+        action: ReaderAction::Fail,
+    },
 ];
 
 /// A record read from a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogRecord<'a> {
-    /// Its LSN.
+    /// Its LSN; in `pebble-batch` mode, its batch's sequence number.
     pub lsn: Lsn,
     /// Whether it is a system record (checkpoint, truncation marker).
     pub system: bool,
-    /// The caller's payload (without the LSN prefix).
+    /// The caller's payload: without the LSN prefix, or the whole batch in
+    /// `pebble-batch` mode.
     pub payload: &'a [u8],
+    /// In `pebble-batch` mode, the batch's header.
+    pub batch: Option<BatchHeader>,
     /// The segment it was read from.
     pub segment: &'a Segment,
     /// That segment's position in the log's segment list.
@@ -152,6 +188,9 @@ pub struct SegmentReport {
     pub records: u64,
     /// Duplicates dropped from it.
     pub duplicates: u64,
+    /// In `pebble-batch` mode, batches of LogData only (count 0) skipped,
+    /// as Pebble's reader skips them.
+    pub log_data: u64,
     /// How it ended.
     pub end: SegmentEnd,
 }
@@ -185,6 +224,10 @@ pub struct LogicalReader {
     end: Option<LogEnd>,
     failed: bool,
     record_size_max: usize,
+    sequencing: Sequencing,
+    /// A torn tail in the last segment is an error: a newer log exists, so
+    /// this one was closed, and its end had been made durable.
+    strict_tail: bool,
 }
 
 impl std::fmt::Debug for LogicalReader {
@@ -214,7 +257,27 @@ impl LogicalReader {
             end: None,
             failed: false,
             record_size_max: usize::MAX,
+            sequencing: Sequencing::Lsn,
+            strict_tail: false,
         }
+    }
+
+    /// Reads records sequenced as `sequencing` says (by default the LSN
+    /// envelope).
+    #[must_use]
+    pub fn with_sequencing(mut self, sequencing: Sequencing) -> LogicalReader {
+        self.sequencing = sequencing;
+        self
+    }
+
+    /// Treats a torn tail of the log's last segment as corruption, as
+    /// Pebble treats every log but the newest: once a newer log exists,
+    /// this one was closed, its trailer written and synced, so an end cut
+    /// short means durable bytes were lost.
+    #[must_use]
+    pub fn strict_tail(mut self, strict: bool) -> LogicalReader {
+        self.strict_tail = strict;
+        self
     }
 
     /// A reader of `log` that resumes at segment position `segment_pos`, at
@@ -283,13 +346,24 @@ impl LogicalReader {
                 let Some(record) = reader.current() else {
                     unreachable!("advance left a current record")
                 };
-                let Some((_, system, payload)) = envelope::decode(record.payload) else {
-                    unreachable!("advance checked the envelope")
+                let (system, payload, batch) = match self.sequencing {
+                    Sequencing::Lsn => {
+                        let Some((_, system, payload)) = envelope::decode(record.payload) else {
+                            unreachable!("advance checked the envelope")
+                        };
+                        (system, payload, None)
+                    }
+                    Sequencing::PebbleBatch => (
+                        false,
+                        record.payload,
+                        envelope::decode_batch_header(record.payload),
+                    ),
                 };
                 Ok(Some(LogRecord {
                     lsn,
                     system,
                     payload,
+                    batch,
                     segment: &self.segments[index],
                     segment_pos: index,
                     offset,
@@ -321,6 +395,7 @@ impl LogicalReader {
                         segment: segment.clone(),
                         records: 0,
                         duplicates: 0,
+                        log_data: 0,
                         end: SegmentEnd::Missing,
                     });
                     self.current_index += 1;
@@ -344,6 +419,7 @@ impl LogicalReader {
                 segment: segment.clone(),
                 records: 0,
                 duplicates: 0,
+                log_data: 0,
                 end: SegmentEnd::Unread,
             });
             return Ok(true);
@@ -369,29 +445,43 @@ impl LogicalReader {
             };
             match reader.next_record() {
                 Ok(Some(record)) => {
-                    let Some((lsn, _, _)) = envelope::decode(record.payload) else {
-                        return Err(Error::BadEnvelope {
-                            log: self.log,
-                            path: path.clone(),
-                            offset: record.offset,
-                            len: record.payload.len(),
-                        });
-                    };
-                    match self.last {
-                        Some(last) if lsn <= last => {
+                    let lsn = match place(self.sequencing, self.last, record.payload) {
+                        Placement::Next(lsn) => lsn,
+                        Placement::Duplicate => {
                             report.duplicates += 1;
                             continue;
                         }
-                        Some(last) if lsn.0 != last.0 + 1 => {
+                        Placement::LogData => {
+                            report.log_data += 1;
+                            continue;
+                        }
+                        Placement::Gap(found) => {
                             return Err(Error::MissingRecords {
                                 log: self.log,
-                                after: last,
-                                found: lsn,
+                                after: self.last.unwrap_or_default(),
+                                found,
                                 path: path.clone(),
                             });
                         }
-                        _ => {}
-                    }
+                        Placement::TooShort => {
+                            let (log, path, offset, len) =
+                                (self.log, path.clone(), record.offset, record.payload.len());
+                            return Err(match self.sequencing {
+                                Sequencing::Lsn => Error::BadEnvelope {
+                                    log,
+                                    path,
+                                    offset,
+                                    len,
+                                },
+                                Sequencing::PebbleBatch => Error::BadBatch {
+                                    log,
+                                    path,
+                                    offset,
+                                    len,
+                                },
+                            });
+                        }
+                    };
                     self.last = Some(lsn);
                     report.records += 1;
                     return Ok(Some((index, record.offset, lsn, record.end)));
@@ -402,6 +492,15 @@ impl LogicalReader {
                 Err(e) if !is_last && e.is_torn_tail() => report.end = SegmentEnd::TornTail(e),
                 Err(e) if !is_last && e.is_corruption() => {
                     report.end = SegmentEnd::CorruptSkipped(e);
+                }
+                Err(e) if e.is_torn_tail() && self.strict_tail => {
+                    report.end = SegmentEnd::Corrupt(e.clone());
+                    return Err(Error::TornOlderLog {
+                        log: self.log,
+                        path: path.clone(),
+                        offset: e.offset().unwrap_or(0),
+                        source: e,
+                    });
                 }
                 Err(e) if e.is_torn_tail() => {
                     self.end = Some(LogEnd::TornTail {
@@ -425,6 +524,52 @@ impl LogicalReader {
             }
             self.current = None;
             self.current_index += 1;
+        }
+    }
+}
+
+/// Where a record falls, by its sequence number, against `last`, the last
+/// one returned (rows 1-3, 8 and 10-13 of the rules).
+enum Placement {
+    /// Returned: the next record.
+    Next(Lsn),
+    /// Dropped: returned already (replayed after a switch).
+    Duplicate,
+    /// Dropped: a Pebble batch of LogData only.
+    LogData,
+    /// Records are missing before this LSN.
+    Gap(Lsn),
+    /// Too short for its LSN or batch header.
+    TooShort,
+}
+
+fn place(sequencing: Sequencing, last: Option<Lsn>, stored: &[u8]) -> Placement {
+    match sequencing {
+        Sequencing::Lsn => {
+            let Some((lsn, _, _)) = envelope::decode(stored) else {
+                return Placement::TooShort;
+            };
+            match last {
+                Some(last) if lsn <= last => Placement::Duplicate,
+                Some(last) if lsn.0 != last.0 + 1 => Placement::Gap(lsn),
+                _ => Placement::Next(lsn),
+            }
+        }
+        // Pebble's rules: a batch of LogData only repeats the next batch's
+        // sequence number and is skipped; a batch at or below the last one
+        // returned is a duplicate. Sequence numbers may skip (an ingestion
+        // uses some without a batch in the log), so a gap is no error.
+        Sequencing::PebbleBatch => {
+            let Some(h) = envelope::decode_batch_header(stored) else {
+                return Placement::TooShort;
+            };
+            if h.count == 0 {
+                Placement::LogData
+            } else if last.is_some_and(|last| h.seq <= last.0) {
+                Placement::Duplicate
+            } else {
+                Placement::Next(Lsn(h.seq))
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use wal_record::{LogWriter, LogWriterMetrics};
 use crate::config::Config;
 use crate::core::Core;
 use crate::env::Env;
-use crate::envelope;
+use crate::envelope::{self, Sequencing};
 use crate::error::{Error, Result};
 use crate::log::Segment;
 use crate::recorder::PlainFile;
@@ -170,6 +170,7 @@ impl StandaloneWriter {
     pub(crate) fn append_group(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
         self.core.check_record_sizes(payloads)?;
         let counter = &self.core.next_lsn;
+        let sequencing = self.core.sequencing();
         let (lsns, end) = self
             .lw
             // A synced batch raises its sync request in `wait_synced` below,
@@ -179,8 +180,15 @@ impl StandaloneWriter {
                 // were checked above, so no push can fail and leave a gap.
                 let lsns = Core::take_lsns(counter, payloads.len() as u64);
                 for (i, p) in payloads.iter().enumerate() {
-                    let prefix = envelope::lsn_prefix(Lsn(lsns.start.0 + i as u64), false);
-                    batch.push(&[&prefix, p])?;
+                    match sequencing {
+                        Sequencing::Lsn => {
+                            let lsn = Lsn(lsns.start.0 + i as u64);
+                            batch.push(&[&envelope::lsn_prefix(lsn, false), p])?;
+                        }
+                        Sequencing::PebbleBatch => {
+                            batch.push(&[p])?;
+                        }
+                    }
                 }
                 Ok(lsns)
             })
@@ -254,6 +262,7 @@ impl StandaloneWriter {
     /// # Errors
     /// As [`crate::Writer::append_marker`].
     pub(crate) fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+        self.core.check_markers_allowed()?;
         self.core.check_record_sizes(&[payload])?;
         let core = &self.core;
         let (outcome, end) = self

@@ -29,6 +29,15 @@ pub enum Rec<'a> {
     Raw(&'a [u8]),
 }
 
+/// A Pebble batch: its header (sequence number, count) and `body_len`
+/// bytes of body derived from `seq`.
+pub fn batch(seq: u64, count: u32, body_len: usize) -> Vec<u8> {
+    let mut b = seq.to_le_bytes().to_vec();
+    b.extend_from_slice(&count.to_le_bytes());
+    b.extend((0..body_len).map(|i| (seq as u8).wrapping_add(i as u8)));
+    b
+}
+
 /// The bytes of a segment of `log` holding `records`; `close` writes the
 /// trailer.
 pub fn segment(log: u64, records: &[Rec<'_>], close: bool) -> Vec<u8> {

@@ -40,7 +40,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use wal_record::{Histogram, LogWriter, LogWriterMetrics, SyncEvent, format};
 
 use crate::core::Core;
-use crate::envelope;
+use crate::envelope::{self, Sequencing};
 use crate::error::{Error, Result};
 use crate::log::Segment;
 use crate::recorder::{RecordedFile, Recorder};
@@ -451,6 +451,7 @@ impl Inner {
 
     fn append_batch(&self, payloads: &[&[u8]], sync: bool) -> Result<Range<Lsn>> {
         self.core.check_record_sizes(payloads)?;
+        let sequencing = self.core.sequencing();
         let start = Instant::now();
         let format = self.core.config.writer.format.0;
         let queue_max = self.core.config.failover.queue_bytes_max.0 as usize;
@@ -475,8 +476,10 @@ impl Inner {
             let mut records = Vec::with_capacity(payloads.len());
             for (i, p) in payloads.iter().enumerate() {
                 let lsn = Lsn(lsns.start.0 + i as u64);
-                let mut stored = Vec::with_capacity(envelope::LSN_PREFIX_SIZE + p.len());
-                stored.extend_from_slice(&envelope::lsn_prefix(lsn, false));
+                let mut stored = Vec::with_capacity(sequencing.prefix_size() + p.len());
+                if sequencing == Sequencing::Lsn {
+                    stored.extend_from_slice(&envelope::lsn_prefix(lsn, false));
+                }
                 stored.extend_from_slice(p);
                 s.logical_size += format::encoded_len(format, s.logical_size, stored.len());
                 records.push(Queued {
@@ -707,6 +710,7 @@ impl FailoverWriter {
     /// # Errors
     /// As [`crate::Writer::append_marker`].
     pub(crate) fn append_marker(&self, payload: &[u8]) -> Result<Lsn> {
+        self.inner.core.check_markers_allowed()?;
         self.inner.core.check_record_sizes(&[payload])?;
         let inner = &self.inner;
         let mut st = inner.state.lock();

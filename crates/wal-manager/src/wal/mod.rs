@@ -159,8 +159,19 @@ impl Wal {
     ///
     /// # Errors
     /// As [`Manager::open_with`], or a log that cannot be read (corruption,
-    /// missing records).
+    /// missing records, an older log cut short), or
+    /// [`Error::NeedsLsnSequencing`] for a `pebble-batch` configuration:
+    /// its records are the engine's batches, read with the
+    /// [`Manager`] API.
     pub fn open_with(config: &Config, mut env: Env) -> Result<Wal> {
+        // The `Wal` addresses records by failwal's LSNs and keeps its
+        // checkpoints and truncations as system records: both need the
+        // envelope.
+        if config.log.sequencing != crate::envelope::Sequencing::Lsn {
+            return Err(Error::NeedsLsnSequencing {
+                what: "the Wal API (LSN-addressed reads, checkpoints and truncations)",
+            });
+        }
         let policy = config.wal.sync;
         let mut config = config.clone();
         match policy {

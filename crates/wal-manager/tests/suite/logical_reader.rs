@@ -8,8 +8,8 @@ use wal_fs::{Fs, MemFs};
 use wal_manager::layout::{Dirs, scan};
 use wal_manager::reader::SegmentEnd;
 use wal_manager::reader::{READER_RULES, ReaderAction};
-use wal_manager::{Config, Error, LogEnd, LogNum, LogicalLog, LogicalReader};
-use wal_testkit::segments::{Rec, segment};
+use wal_manager::{Config, Error, LogEnd, LogNum, LogicalLog, LogicalReader, Sequencing};
+use wal_testkit::segments::{Rec, batch, segment};
 
 const P: &str = "/p";
 const S: &str = "/s";
@@ -37,10 +37,18 @@ struct Outcome {
     result: Result<Option<LogEnd>, Error>,
     ends: Vec<SegmentEnd>,
     duplicates: Vec<u64>,
+    log_data: Vec<u64>,
 }
 
 fn read(mem: &MemFs, log: &LogicalLog) -> Outcome {
-    let mut r = LogicalReader::new(log, dirs(mem));
+    read_with(LogicalReader::new(log, dirs(mem)))
+}
+
+fn read_pebble(mem: &MemFs, log: &LogicalLog) -> Outcome {
+    read_with(LogicalReader::new(log, dirs(mem)).with_sequencing(Sequencing::PebbleBatch))
+}
+
+fn read_with(mut r: LogicalReader) -> Outcome {
     let mut lsns = Vec::new();
     let result = loop {
         match r.next() {
@@ -54,6 +62,7 @@ fn read(mem: &MemFs, log: &LogicalLog) -> Outcome {
         result,
         ends: r.reports().iter().map(|s| s.end.clone()).collect(),
         duplicates: r.reports().iter().map(|s| s.duplicates).collect(),
+        log_data: r.reports().iter().map(|s| s.log_data).collect(),
     }
 }
 
@@ -178,12 +187,63 @@ fn every_row_of_the_reader_rules_holds() {
                 assert_eq!(o.lsns, vec![1, 2, 3], "{what}");
                 assert!(matches!(o.ends[1], SegmentEnd::Missing), "{what}");
             }
+            // 10, 11, 12: LogData batches and duplicates dropped, batches
+            // above the last returned even when sequence numbers skip.
+            9..=11 => {
+                let (b1, b2, ld, b3) = (
+                    batch(10, 29, 40),
+                    batch(39, 4, 10),
+                    batch(43, 0, 5),
+                    batch(43, 1, 7),
+                );
+                let (mem, log) = setup(&[
+                    (
+                        P,
+                        "000001.log",
+                        segment(1, &[Rec::Raw(&b1), Rec::Raw(&b2), Rec::Raw(&ld)], true),
+                    ),
+                    (
+                        S,
+                        "000001-001.log",
+                        segment(1, &[Rec::Raw(&b2), Rec::Raw(&ld), Rec::Raw(&b3)], true),
+                    ),
+                ]);
+                let o = read_pebble(&mem, &log);
+                assert_eq!(o.lsns, vec![10, 39, 43], "{what}");
+                assert_eq!(o.duplicates, vec![0, 1], "{what}");
+                assert_eq!(o.log_data, vec![1, 1], "{what}");
+                assert_eq!(o.result.unwrap(), Some(LogEnd::Clean), "{what}");
+            }
+            // 13: a record too short for a batch header.
+            12 => {
+                let short = batch(5, 1, 0);
+                let (mem, log) =
+                    setup(&[(P, "000001.log", segment(1, &[Rec::Raw(&short[..11])], true))]);
+                let e = read_pebble(&mem, &log).result.unwrap_err();
+                assert!(matches!(e, Error::BadBatch { len: 11, .. }), "{what}: {e}");
+                assert!(e.is_corruption(), "{what}");
+            }
+            // 14: a strict tail: the same torn log that row 6 ends quietly.
+            13 => {
+                let mut last = segment(1, &recs(1..=3), false);
+                last.truncate(last.len() - 3);
+                let (mem, log) = setup(&[(P, "000001.log", last)]);
+                let mut r = LogicalReader::new(&log, dirs(&mem)).strict_tail(true);
+                assert_eq!(r.next().unwrap().map(|r| r.lsn.0), Some(1));
+                assert_eq!(r.next().unwrap().map(|r| r.lsn.0), Some(2));
+                let e = r.next().unwrap_err();
+                assert!(matches!(e, Error::TornOlderLog { .. }), "{what}: {e}");
+                assert!(
+                    e.is_corruption() && e.to_string().contains("a newer log exists"),
+                    "{e}"
+                );
+            }
             _ => panic!("no scenario for {what}: add one"),
         }
         // Keep the table and its actions honest.
         let expected = match row {
-            0 => ReaderAction::Drop,
-            1 => ReaderAction::Return,
+            0 | 9 | 10 => ReaderAction::Drop,
+            1 | 11 => ReaderAction::Return,
             3 | 4 | 8 => ReaderAction::NextSegment,
             5 => ReaderAction::EndOfLog,
             _ => ReaderAction::Fail,
