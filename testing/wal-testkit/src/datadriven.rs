@@ -1,6 +1,7 @@
 //! A small data-driven test runner in the style of Pebble's `datadriven`
-//! package: a file holds commands, each followed by `----` and the expected
-//! output, then a blank line. `#` starts a comment line between commands.
+//! package: a file holds commands, each followed by optional input lines,
+//! `----` and the expected output, then a blank line. `#` starts a comment
+//! line between commands.
 //!
 //! ```text
 //! # a comment
@@ -24,6 +25,8 @@ pub struct Command {
     pub args: Vec<(String, Option<String>)>,
     /// The line number in the file.
     pub line: usize,
+    /// The lines between the command and `----`.
+    pub input: Vec<String>,
 }
 
 impl Command {
@@ -88,12 +91,21 @@ fn parse(text: &str) -> Vec<(Vec<String>, Option<Block>)> {
             })
             .collect();
         i += 1;
+        let mut input = Vec::new();
+        while lines.get(i).is_some_and(|l| *l != "----" && !l.is_empty()) {
+            input.push(lines[i].to_owned());
+            i += 1;
+        }
         assert!(
             lines.get(i).is_some_and(|l| *l == "----"),
             "line {}: expected ---- after the command",
             i + 1
         );
         i += 1;
+        let command_line = std::iter::once(command_line)
+            .chain(input.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n");
         let mut expected = String::new();
         while i < lines.len() && !lines[i].is_empty() {
             expected.push_str(lines[i]);
@@ -108,6 +120,7 @@ fn parse(text: &str) -> Vec<(Vec<String>, Option<Block>)> {
                     name,
                     args,
                     line: line_no,
+                    input,
                 },
                 expected,
             }),
