@@ -16,6 +16,7 @@
 //!   the logical reader, as Pebble's `NextRecord` would; `strict` holds it
 //!   to a clean end, as every log but the newest is held.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -92,12 +93,12 @@ impl Harness {
                     if line.split_whitespace().any(|w| w == "sync") {
                         w.sync().unwrap();
                     }
-                    out.push_str(&format!(
+                    let _ = write!(out, 
                         "{}..{}: batch #{}\n",
                         a.offset,
                         a.end,
                         seq.unwrap_or(0)
-                    ));
+                    );
                 }
                 "write-garbage" | "corrupt-tail" => {
                     let n = arg(if what == "write-garbage" {
@@ -125,11 +126,11 @@ impl Harness {
             let start = bytes.len();
             if what == "write-garbage" {
                 bytes.extend_from_slice(&garbage);
-                out.push_str(&format!("{start}..{}: write-garbage\n", start + n));
+                let _ = write!(out, "{start}..{}: write-garbage\n", start + n);
             } else {
                 let from = start - n;
                 bytes[from..].copy_from_slice(&garbage);
-                out.push_str(&format!("{from}..{start}: corrupt-tail\n"));
+                let _ = write!(out, "{from}..{start}: corrupt-tail\n");
             }
         }
         let created = match cmd.get("recycleFilename") {
@@ -181,18 +182,18 @@ impl Harness {
             match r.next() {
                 Ok(Some(rec)) => {
                     let h = rec.batch.expect("a batch header");
-                    out.push_str(&format!(
+                    let _ = write!(out, 
                         "({}: {}) seq={} count={} len={}\n",
                         file(&rec.segment.path),
                         rec.offset,
                         h.seq,
                         h.count,
                         rec.payload.len()
-                    ));
+                    );
                 }
                 Ok(None) => {
                     match r.end() {
-                        Some(LogEnd::TornTail { path, offset }) => out.push_str(&format!(
+                        Some(LogEnd::TornTail { path, offset }) => let _ = write!(out, 
                             "end: torn tail at ({}: {offset}) (Pebble: unexpected EOF; tolerated in the newest log)\n",
                             file(path)
                         )),
@@ -201,19 +202,19 @@ impl Harness {
                     break;
                 }
                 Err(e) => {
-                    out.push_str(&format!("error: {e}\n"));
+                    out.push_str(&format!("error: {e}\n");
                     break;
                 }
             }
         }
         for report in r.reports() {
             if report.duplicates > 0 || report.log_data > 0 {
-                out.push_str(&format!(
+                let _ = write!(out, 
                     "  {}: {} duplicate(s), {} LogData batch(es) skipped\n",
                     file(&report.segment.path),
                     report.duplicates,
                     report.log_data
-                ));
+                );
             }
         }
         out
