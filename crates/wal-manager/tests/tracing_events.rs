@@ -69,6 +69,7 @@ fn cmd(line: &str) -> Command {
             })
             .collect(),
         line: 0,
+        input: Vec::new(),
     }
 }
 

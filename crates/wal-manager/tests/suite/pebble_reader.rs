@@ -93,12 +93,15 @@ impl Harness {
                     if line.split_whitespace().any(|w| w == "sync") {
                         w.sync().unwrap();
                     }
-                    let _ = write!(out, 
-                        "{}..{}: batch #{}\n",
-                        a.offset,
-                        a.end,
-                        seq.unwrap_or(0)
-                    );
+                    {
+                        let _ = write!(
+                            out,
+                            "{}..{}: batch #{}\n",
+                            a.offset,
+                            a.end,
+                            seq.unwrap_or(0)
+                        );
+                    };
                 }
                 "write-garbage" | "corrupt-tail" => {
                     let n = arg(if what == "write-garbage" {
@@ -126,11 +129,15 @@ impl Harness {
             let start = bytes.len();
             if what == "write-garbage" {
                 bytes.extend_from_slice(&garbage);
-                let _ = write!(out, "{start}..{}: write-garbage\n", start + n);
+                {
+                    let _ = write!(out, "{start}..{}: write-garbage\n", start + n);
+                };
             } else {
                 let from = start - n;
                 bytes[from..].copy_from_slice(&garbage);
-                let _ = write!(out, "{from}..{start}: corrupt-tail\n");
+                {
+                    let _ = write!(out, "{from}..{start}: corrupt-tail\n");
+                };
             }
         }
         let created = match cmd.get("recycleFilename") {
@@ -182,39 +189,50 @@ impl Harness {
             match r.next() {
                 Ok(Some(rec)) => {
                     let h = rec.batch.expect("a batch header");
-                    let _ = write!(out, 
-                        "({}: {}) seq={} count={} len={}\n",
-                        file(&rec.segment.path),
-                        rec.offset,
-                        h.seq,
-                        h.count,
-                        rec.payload.len()
-                    );
+                    {
+                        let _ = write!(
+                            out,
+                            "({}: {}) seq={} count={} len={}\n",
+                            file(&rec.segment.path),
+                            rec.offset,
+                            h.seq,
+                            h.count,
+                            rec.payload.len()
+                        );
+                    };
                 }
                 Ok(None) => {
                     match r.end() {
-                        Some(LogEnd::TornTail { path, offset }) => let _ = write!(out, 
-                            "end: torn tail at ({}: {offset}) (Pebble: unexpected EOF; tolerated in the newest log)\n",
-                            file(path)
-                        )),
+                        Some(LogEnd::TornTail { path, offset }) => {
+                            let _ = write!(
+                                out,
+                                "end: torn tail at ({}: {offset}) (Pebble: unexpected EOF; tolerated in the newest log)\n",
+                                file(path)
+                            );
+                        }
                         _ => out.push_str("end: EOF\n"),
                     }
                     break;
                 }
                 Err(e) => {
-                    out.push_str(&format!("error: {e}\n");
+                    {
+                        let _ = write!(out, "error: {e}\n");
+                    };
                     break;
                 }
             }
         }
         for report in r.reports() {
             if report.duplicates > 0 || report.log_data > 0 {
-                let _ = write!(out, 
-                    "  {}: {} duplicate(s), {} LogData batch(es) skipped\n",
-                    file(&report.segment.path),
-                    report.duplicates,
-                    report.log_data
-                );
+                {
+                    let _ = write!(
+                        out,
+                        "  {}: {} duplicate(s), {} LogData batch(es) skipped\n",
+                        file(&report.segment.path),
+                        report.duplicates,
+                        report.log_data
+                    );
+                };
             }
         }
         out
