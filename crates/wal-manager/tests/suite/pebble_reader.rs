@@ -94,13 +94,8 @@ impl Harness {
                         w.sync().unwrap();
                     }
                     {
-                        let _ = write!(
-                            out,
-                            "{}..{}: batch #{}\n",
-                            a.offset,
-                            a.end,
-                            seq.unwrap_or(0)
-                        );
+                        let _ =
+                            writeln!(out, "{}..{}: batch #{}", a.offset, a.end, seq.unwrap_or(0));
                     };
                 }
                 "write-garbage" | "corrupt-tail" => {
@@ -122,24 +117,7 @@ impl Harness {
             w.close().unwrap();
         }
         let mut bytes = buf.0.lock().clone();
-        for (what, n) in tail {
-            let garbage: Vec<u8> = (0..n)
-                .map(|i| (i as u8).wrapping_mul(151).wrapping_add(13))
-                .collect();
-            let start = bytes.len();
-            if what == "write-garbage" {
-                bytes.extend_from_slice(&garbage);
-                {
-                    let _ = write!(out, "{start}..{}: write-garbage\n", start + n);
-                };
-            } else {
-                let from = start - n;
-                bytes[from..].copy_from_slice(&garbage);
-                {
-                    let _ = write!(out, "{from}..{start}: corrupt-tail\n");
-                };
-            }
-        }
+        damage(&mut bytes, &tail, &mut out);
         let created = match cmd.get("recycleFilename") {
             Some(old) => {
                 // Reused without truncation: the old log's bytes past the
@@ -190,9 +168,9 @@ impl Harness {
                 Ok(Some(rec)) => {
                     let h = rec.batch.expect("a batch header");
                     {
-                        let _ = write!(
+                        let _ = writeln!(
                             out,
-                            "({}: {}) seq={} count={} len={}\n",
+                            "({}: {}) seq={} count={} len={}",
                             file(&rec.segment.path),
                             rec.offset,
                             h.seq,
@@ -204,9 +182,9 @@ impl Harness {
                 Ok(None) => {
                     match r.end() {
                         Some(LogEnd::TornTail { path, offset }) => {
-                            let _ = write!(
+                            let _ = writeln!(
                                 out,
-                                "end: torn tail at ({}: {offset}) (Pebble: unexpected EOF; tolerated in the newest log)\n",
+                                "end: torn tail at ({}: {offset}) (Pebble: unexpected EOF; tolerated in the newest log)",
                                 file(path)
                             );
                         }
@@ -216,7 +194,7 @@ impl Harness {
                 }
                 Err(e) => {
                     {
-                        let _ = write!(out, "error: {e}\n");
+                        let _ = writeln!(out, "error: {e}");
                     };
                     break;
                 }
@@ -225,9 +203,9 @@ impl Harness {
         for report in r.reports() {
             if report.duplicates > 0 || report.log_data > 0 {
                 {
-                    let _ = write!(
+                    let _ = writeln!(
                         out,
-                        "  {}: {} duplicate(s), {} LogData batch(es) skipped\n",
+                        "  {}: {} duplicate(s), {} LogData batch(es) skipped",
                         file(&report.segment.path),
                         report.duplicates,
                         report.log_data
@@ -236,6 +214,26 @@ impl Harness {
             }
         }
         out
+    }
+}
+
+/// Appends garbage to `bytes` or overwrites their end with it, as `tail`
+/// says, noting each in `out` as Pebble's test does.
+fn damage(bytes: &mut Vec<u8>, tail: &[(String, usize)], out: &mut String) {
+    for (what, n) in tail {
+        let n = *n;
+        let garbage: Vec<u8> = (0..n)
+            .map(|i| (i as u8).wrapping_mul(151).wrapping_add(13))
+            .collect();
+        let start = bytes.len();
+        if what == "write-garbage" {
+            bytes.extend_from_slice(&garbage);
+            let _ = writeln!(out, "{start}..{}: write-garbage", start + n);
+        } else {
+            let from = start - n;
+            bytes[from..].copy_from_slice(&garbage);
+            let _ = writeln!(out, "{from}..{start}: corrupt-tail");
+        }
     }
 }
 
