@@ -12,6 +12,7 @@ mod failover_concurrency;
 mod failover_scripts;
 mod logical_reader;
 mod manager;
+mod pebble_batch;
 mod pebble_reader;
 mod wal_api;
 mod wal_operating;
