@@ -142,7 +142,7 @@ fn write_log(
             .map_or_else(|| segment.path.to_string_lossy(), |s| s.to_string_lossy());
         writeln!(out, "  {:<9}  {name}: {what}", segment.dir.name())?;
     }
-    writeln!(out, "  => {}", verdict(outcome))
+    writeln!(out, "  => {}", verdict(outcome, target.sequencing()))
 }
 
 fn counts(records: u64, duplicates: u64, log_data: u64) -> String {
@@ -199,10 +199,7 @@ fn alone_line(target: &Target, log: &LogicalLog, segment: &Segment) -> String {
         segment,
         target.sequencing(),
     );
-    let name = match target.sequencing() {
-        Sequencing::Lsn => "LSN",
-        Sequencing::PebbleBatch => "seq",
-    };
+    let name = sequence_name(target.sequencing());
     let lsns = lsns.map_or_else(String::new, |(a, b)| format!(" ({name} {a}..={b})"));
     let end = match end {
         AloneEnd::Clean(end) => clean_end(end),
@@ -223,10 +220,19 @@ fn alone_line(target: &Target, log: &LogicalLog, segment: &Segment) -> String {
     )
 }
 
-fn verdict(outcome: &LogOutcome) -> String {
+/// What a record's sequence number is called in `sequencing`.
+fn sequence_name(sequencing: Sequencing) -> &'static str {
+    match sequencing {
+        Sequencing::Lsn => "LSN",
+        Sequencing::PebbleBatch => "seq",
+    }
+}
+
+fn verdict(outcome: &LogOutcome, sequencing: Sequencing) -> String {
+    let name = sequence_name(sequencing);
     let lsns = outcome
         .lsns
-        .map_or_else(String::new, |(a, b)| format!(", LSN {a}..={b}"));
+        .map_or_else(String::new, |(a, b)| format!(", {name} {a}..={b}"));
     let read = format!("{} records{lsns}", outcome.records);
     match &outcome.result {
         Ok(Some(LogEnd::TornTail { path, offset })) => format!(

@@ -23,7 +23,7 @@ use wal_manager::{Config, DirId, Driver, Env, LogNum, Manager, ManualClock};
 /// child has exec'd, which closes those copies (they are close-on-exec).
 static MANAGERS_VS_FORKS: Mutex<()> = Mutex::new(());
 
-fn no_forks() -> MutexGuard<'static, ()> {
+pub(crate) fn no_forks() -> MutexGuard<'static, ()> {
     MANAGERS_VS_FORKS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

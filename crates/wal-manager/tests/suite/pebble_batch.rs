@@ -69,7 +69,10 @@ fn a_logdata_batch_repeating_the_next_sequence_number_is_skipped_across_a_failov
     w.append_sync(&set).unwrap();
     w.close().unwrap();
     drop(w);
-    assert!(m.stats().failover.unwrap().replayed_records >= 2, "10 and the LogData batch replayed");
+    assert!(
+        m.stats().failover.unwrap().replayed_records >= 2,
+        "10 and the LogData batch replayed"
+    );
     let mut r = m.open_reader(LogNum(1)).unwrap();
     let first = r.next().unwrap().unwrap().batch.unwrap();
     assert_eq!((first.seq, first.count), (10, 1));
