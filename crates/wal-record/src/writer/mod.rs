@@ -571,11 +571,6 @@ impl<F: LogFile> LogWriter<F> {
         self.shared.state.lock().synced
     }
 
-    /// The offset up to which bytes have been handed to the file.
-    pub fn written_offset(&self) -> u64 {
-        self.shared.state.lock().written
-    }
-
     /// The sticky error, if a write or sync has failed.
     pub fn error(&self) -> Option<Error> {
         self.shared.state.lock().error.clone()
