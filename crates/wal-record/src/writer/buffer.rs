@@ -18,19 +18,6 @@ pub(super) const SPARE_CAPACITY_MAX: usize = 8 << 20;
 /// writes for unsynced appends.
 pub(super) const FLUSH_THRESHOLD: usize = 4 * BLOCK_SIZE;
 
-/// An append call that adds at least this many payload bytes writes the
-/// buffer on its own thread rather than through the flush thread (see the
-/// module docs, "Large appends"). Below it, an append costs little next to
-/// its share of a write, and the flush thread's write runs beside the
-/// appender's next ones.
-pub(super) const OWN_WRITE_APPEND_MIN: u64 = (BLOCK_SIZE / 2) as u64;
-
-/// How much a large append gathers before its thread writes the buffer:
-/// one `write` of 1 MiB costs less per byte than smaller ones (fewer calls,
-/// larger page-cache folios), and it is what the flush thread writes from a
-/// full buffer at the default `pending_bytes_max`.
-pub(super) const OWN_WRITE_SIZE: usize = 1 << 20;
-
 impl State {
     pub(super) fn taken(&self) -> u64 {
         self.offset - self.buf.len() as u64

@@ -74,29 +74,6 @@
 //! spin or park rather than lead; never during close. So the upkeep is
 //! never part of a commit's own write or sync.
 //!
-//! # Large appends
-//!
-//! An append call that adds at least 16 KiB of payload never wakes the
-//! flush thread: once the buffer holds 1 MiB and the file is idle, the
-//! appending thread writes it itself, as a thread writing the bytes with
-//! `write(2)` would. Handing such a buffer to the flush thread makes the
-//! appender's pace depend on a second thread being scheduled promptly: with
-//! other work on a 2-vCPU machine, the appender filled the buffer, then
-//! waited for a flush thread that was ready but not running (each spent
-//! tens of milliseconds per 256 MiB in the run queue), and in some runs
-//! 32 KiB appends fell to 0.45-0.67 of a plain `write(2)` loop in the same
-//! run. Writing directly from the caller's slices (no copy) was measured
-//! and lost: each record's write is 32,806 bytes starting inside a page,
-//! and the page cache then builds its folios a page or two at a time (4x
-//! as many as for page-aligned 32 KiB writes, 1.4-1.9x the CPU time). A
-//! buffer of 1 MiB written at once makes ~256 large folios per 256 MiB
-//! instead of 8192, which pays for the copy and the CRC. Small appends keep the flush
-//! thread: their own cost per record is larger than their share of a
-//! write, so writing beside them is worth a wake-up per 128 KiB. A writer
-//! whose appends must never block on the file (`pending_bytes_max`
-//! unbounded), that asked for a buffer under 1 MiB, or that cannot lead
-//! (below) leaves every write to the flush thread.
-//!
 //! Leading is off when a [`LogWriterOptions::on_sync`] callback is set (the
 //! callback then always runs on the flush thread, never on an appender that
 //! may hold its caller's locks: the failover writer relies on that) and when
@@ -144,20 +121,14 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, IoOp, Result};
 use crate::format::{self, WireFormat};
 use crate::histogram::Histogram;
-use buffer::{BUF_CAPACITY, FLUSH_THRESHOLD, OWN_WRITE_APPEND_MIN, OWN_WRITE_SIZE};
-use flush::{flush_loop, unpark_unlocked};
+use buffer::{BUF_CAPACITY, FLUSH_THRESHOLD};
+use flush::flush_loop;
 
 /// Settings fixed for the writer's life.
 struct Fixed {
     /// Waiters may do the I/O themselves (no sync callback, no minimum sync
     /// interval): see the module docs.
     leaders: bool,
-    /// Large appends write the buffer on their own thread: waiters may lead,
-    /// and the buffer is bounded (an append may block anyway) with room for
-    /// `OWN_WRITE_SIZE`. A writer whose appends must never block on the
-    /// file (`pending_bytes_max` unbounded) or that asked for a smaller
-    /// buffer hands every write to the flush thread.
-    own_writes: bool,
     log_num: u32,
     format: WireFormat,
     min_sync_interval: Duration,
@@ -348,13 +319,9 @@ impl<F: LogFile> LogWriter<F> {
             options.pending_bytes_max > 0,
             "pending_bytes_max must be positive"
         );
-        let leaders = options.on_sync.is_none() && options.min_sync_interval.is_zero();
         let shared = Arc::new(Shared {
             fixed: Fixed {
-                leaders,
-                own_writes: leaders
-                    && options.pending_bytes_max != usize::MAX
-                    && options.pending_bytes_max >= OWN_WRITE_SIZE,
+                leaders: options.on_sync.is_none() && options.min_sync_interval.is_zero(),
                 log_num: options.log_num,
                 format: options.format,
                 min_sync_interval: options.min_sync_interval,
@@ -478,7 +445,6 @@ impl<F: LogFile> LogWriter<F> {
             shared.progress.wait(&mut st);
             st.check_open()?;
         }
-        let payload_before = st.payload_bytes;
         let out = build(&mut Batch {
             st: &mut st,
             fixed: &shared.fixed,
@@ -487,20 +453,6 @@ impl<F: LogFile> LogWriter<F> {
         if request_sync && st.sync_wanted < end {
             st.sync_wanted = end;
             shared.wake_flusher(&st);
-        } else if shared.fixed.own_writes
-            && st.payload_bytes - payload_before >= OWN_WRITE_APPEND_MIN
-        {
-            // A large append: its thread writes the buffer itself once a
-            // large write's worth has gathered and the file is idle, and
-            // never hands it to the flush thread (see the module docs,
-            // "Large appends"). If the file is busy, the buffer keeps
-            // growing; at `pending_bytes_max` the next append waits for
-            // the flush thread as any other.
-            if st.buf.len() >= OWN_WRITE_SIZE && st.open_to_a_leader() {
-                let mut wake = Vec::new();
-                self.own_round(&mut st, &mut wake, false, false);
-                unpark_unlocked(&mut st, &mut wake);
-            }
         } else if st.buf.len() >= FLUSH_THRESHOLD {
             shared.wake_flusher(&st);
         }

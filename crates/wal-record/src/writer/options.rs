@@ -42,9 +42,7 @@ pub struct LogWriterOptions {
     /// block until it catches up. `usize::MAX` never blocks: a caller that
     /// must not stall behind a stuck file (the failover writer) bounds its
     /// memory itself. Default: 1 MiB, which keeps what is written in the
-    /// CPU's cache (see `PENDING_BYTES_MAX_DEFAULT`). From 1 MiB on (but
-    /// not unbounded), appends of 16 KiB or more write the buffer on their
-    /// own thread (module docs, "Large appends").
+    /// CPU's cache (see `PENDING_BYTES_MAX_DEFAULT`).
     pub pending_bytes_max: usize,
     /// Records longer than this are refused with [`Error::RecordTooLarge`].
     pub record_size_max: usize,

@@ -3,7 +3,6 @@
 use super::*;
 use crate::format::BLOCK_SIZE;
 use crate::reader::LogReader;
-use buffer::OWN_WRITE_SIZE;
 use flush::PREPARE_EVERY;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -486,75 +485,6 @@ fn a_lone_waiter_syncs_on_its_own_thread() {
     let threads = file.sync_threads.lock().clone();
     assert_eq!(threads, vec![me; 3], "no hand-off to the flush thread");
     w.close().unwrap();
-}
-
-/// The name of the thread that made a write, and the write's size.
-type WriteNote = (Option<String>, usize);
-
-/// A file that keeps its bytes and notes which thread made each write.
-#[derive(Clone, Default)]
-struct WriteNotingFile {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    writes: Arc<Mutex<Vec<WriteNote>>>,
-}
-
-impl LogFile for WriteNotingFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let name = thread::current().name().map(str::to_owned);
-        self.writes.lock().push((name, buf.len()));
-        self.bytes.lock().extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn large_appends_write_on_their_own_thread_in_large_writes() {
-    let file = WriteNotingFile::default();
-    let w = LogWriter::new(file.clone(), options(5)).unwrap();
-    let me = thread::current().name().map(str::to_owned);
-    let record: Vec<u8> = (0..32 << 10).map(|i: u32| (i % 251) as u8).collect();
-    let n = 4 * OWN_WRITE_SIZE / record.len();
-    for _ in 0..n {
-        w.append(&[&record]).unwrap();
-    }
-    // The appending thread wrote the buffer itself, a large write's worth
-    // at a time. (The flush thread is never woken for it, but may still
-    // find a full buffer on a pass of its own, say when it starts late.)
-    let writes = file.writes.lock().clone();
-    let own: Vec<usize> = writes
-        .iter()
-        .filter(|(thread, _)| thread == &me)
-        .map(|&(_, len)| len)
-        .collect();
-    assert!(own.len() >= 3, "{writes:?}");
-    assert!(own.iter().all(|&len| len >= OWN_WRITE_SIZE), "{writes:?}");
-    w.close().unwrap();
-    let records = read_all(&file.bytes.lock(), 5);
-    assert_eq!(records.len(), n);
-    assert!(records.iter().all(|r| *r == record));
-}
-
-#[test]
-fn small_appends_leave_their_writes_to_the_flush_thread() {
-    let file = WriteNotingFile::default();
-    let w = LogWriter::new(file.clone(), options(5)).unwrap();
-    let record = [7u8; 128];
-    let n = 2 * OWN_WRITE_SIZE / record.len();
-    for _ in 0..n {
-        w.append(&[&record]).unwrap();
-    }
-    w.flush().unwrap();
-    let writes = file.writes.lock().clone();
-    assert!(!writes.is_empty());
-    for (thread, _) in &writes {
-        assert_eq!(thread.as_deref(), Some("wal-flush-5"), "{writes:?}");
-    }
-    w.close().unwrap();
-    assert_eq!(read_all(&file.bytes.lock(), 5).len(), n);
 }
 
 /// A file whose sync sleeps.

@@ -187,7 +187,7 @@ impl<F: LogFile> LogWriter<F> {
                     if st.io_busy || st.closing || st.error.is_some() {
                         continue;
                     }
-                    self.own_round(&mut st, &mut wake, true, led < LEAD_ROUNDS_MAX);
+                    self.lead(&mut st, &mut wake, led < LEAD_ROUNDS_MAX);
                     unpark_unlocked(&mut st, &mut wake);
                     continue;
                 }
@@ -270,25 +270,17 @@ impl<F: LogFile> LogWriter<F> {
         }
     }
 
-    /// One round of I/O on the calling thread: a waiter found the file
-    /// idle, so it writes everything appended so far and, with `sync`,
-    /// syncs it, for every waiter at once (see the module docs); or a large
-    /// append writes the buffer it filled (`sync` false). Adds to `wake`
-    /// the parked waiters to wake once the lock is released; with
-    /// `may_lead_again`, no waiter is asked to lead the next round (the
-    /// caller may).
-    pub(super) fn own_round(
-        &self,
-        st: &mut MutexGuard<'_, State>,
-        wake: &mut Vec<Thread>,
-        sync: bool,
-        may_lead_again: bool,
-    ) {
+    /// One round of I/O on the calling thread: a waiter found the file idle,
+    /// so it writes everything appended so far and syncs it, for every
+    /// waiter at once (see the module docs). Adds to `wake` the parked
+    /// waiters to wake once the lock is released; with `may_lead_again`, no
+    /// waiter is asked to lead the next round (the caller may).
+    fn lead(&self, st: &mut MutexGuard<'_, State>, wake: &mut Vec<Thread>, may_lead_again: bool) {
         let shared = &*self.shared;
         debug_assert!(shared.fixed.leaders && !st.io_busy && st.error.is_none());
         st.io_busy = true;
-        let event = io_round(shared, &self.file, st, sync);
-        debug_assert!(!sync || event.is_some(), "a leader always syncs or fails");
+        let event = io_round(shared, &self.file, st, true);
+        debug_assert!(event.is_some(), "a leader always syncs or fails");
         st.io_busy = false;
         shared.round_ended();
         if st.error.is_some() {
