@@ -114,7 +114,6 @@ pub(super) fn io_round<F: LogFile>(
     let end = st.offset;
     let records_at_end = st.records;
     st.records_taken = records_at_end;
-    st.spinners_at_take = shared.spinners.load(Ordering::Relaxed);
     debug_assert_eq!(end - data.len() as u64, st.written);
     let work_start = Instant::now();
 
@@ -144,13 +143,7 @@ pub(super) fn io_round<F: LogFile>(
 
     st.work_time += done.saturating_duration_since(work_start);
     if sync_due {
-        let took = done.saturating_duration_since(sync_start);
-        st.last_sync = took;
-        st.sync_avg = if st.sync_avg.is_zero() {
-            took
-        } else {
-            (st.sync_avg * 7 + took) / 8
-        };
+        st.last_sync = done.saturating_duration_since(sync_start);
     }
     if matches!(synced, Ok(true))
         && (end >= st.prepared_at + PREPARE_EVERY || st.syncs == PREPARE_FIRST_AT_SYNC)
@@ -211,7 +204,6 @@ pub(super) fn flush_loop<F: LogFile>(shared: &Shared, io: &Mutex<Option<F>>) {
             st.idle_time += now.saturating_duration_since(idle_since);
             prepare_round(shared, io, &mut st);
             st.io_busy = false;
-            shared.round_ended();
             idle_since = Instant::now();
             wake_parked(shared, &mut st);
             shared.progress.notify_all();
@@ -245,7 +237,6 @@ pub(super) fn flush_loop<F: LogFile>(shared: &Shared, io: &Mutex<Option<F>>) {
         st.idle_time += now.saturating_duration_since(idle_since);
         let event = io_round(shared, io, &mut st, sync_due);
         st.io_busy = false;
-        shared.round_ended();
         idle_since = Instant::now();
         // The callback runs before the waiters this round released are
         // woken, so that they find its effects done.
@@ -269,7 +260,6 @@ pub(super) fn flush_loop<F: LogFile>(shared: &Shared, io: &Mutex<Option<F>>) {
         }
     }
     st.flusher_done = true;
-    shared.round_ended();
     wake_parked(shared, &mut st);
     shared.progress.notify_all();
 }

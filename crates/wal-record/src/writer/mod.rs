@@ -24,7 +24,7 @@
 //! one whose record is still not durable leads the next round with
 //! everything that accumulated meanwhile.
 //!
-//! Four refinements, each measured (`benches/README.md` and DESIGN.md,
+//! Three refinements, each measured (`benches/README.md` and DESIGN.md,
 //! "Performance notes"):
 //!
 //! * **Targeted wake-ups.** A waiter parks its own thread, registered with
@@ -42,26 +42,6 @@
 //!   at most `LINGER_MAX` and half the last sync's time), so that one sync
 //!   serves them too: with 16 synced appenders the group grows from ~8
 //!   records to ~13. A lone appender never lingers.
-//! * **Spinning waiters.** A waiter that would park first spins, yielding
-//!   the CPU, watching the published synced offset, for three times the
-//!   recent sync time (a moving average), and only when that is within
-//!   [`LogWriterOptions::spin_wait_max`] (off by default; 500 µs where the
-//!   writer's threads have cores of their own): a slow disk is
-//!   waited for parked. A spinner is not a registered waiter, so nobody
-//!   spends a wake-up on it; when the file goes idle without releasing it,
-//!   it looks again under the lock and may lead. A `sched_yield` that
-//!   kept the spinner off the CPU for over 1 ms means other work wants
-//!   the cores; a yielded thread then waits behind it while a woken
-//!   sleeper runs promptly, so waiters park without spinning for the next
-//!   100 ms. With every waiter spinning, a leader finds no parked waiter
-//!   to hand the next round to and wakes the flush thread, which then runs
-//!   the rounds back to back while the spinners append and watch: between
-//!   rounds nobody waits for a thread to be woken. On the 2-vCPU benchmark machine each `unpark`
-//!   cost the waker 4-9 µs, 13 of them per round; spinning raised the
-//!   16-thread ratio to okaywal, at the price of up to twice the CPU time
-//!   (figures in DESIGN.md, "Performance notes"; bounded by the budget,
-//!   and `spin_wait_max = 0` declines it).
-//!
 //! ```text
 //!  appender ──lock──► encode chunks into `buf` ──► (waits for durability?)
 //!                                                      │
@@ -71,7 +51,7 @@
 //! Between rounds the flush thread runs the file's upkeep,
 //! [`LogFile::prepare_ahead`] (zero fill ahead on `wal_fs::OsFs`): about
 //! every 256 KiB of synced data, before any pending sync, while waiters
-//! spin or park rather than lead; never during close. So the upkeep is
+//! park rather than lead; never during close. So the upkeep is
 //! never part of a commit's own write or sync.
 //!
 //! Leading is off when a [`LogWriterOptions::on_sync`] callback is set (the
@@ -112,7 +92,7 @@ pub use options::{Appended, LogWriterMetrics, LogWriterOptions, SyncCallback, Sy
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -135,7 +115,6 @@ struct Fixed {
     pending_bytes_max: usize,
     record_size_max: usize,
     on_sync: Option<SyncCallback>,
-    spin_wait_max: Duration,
 }
 
 // The flags are independent facts about the writer's life; an enum would
@@ -195,18 +174,8 @@ struct State {
     /// buffer: the waiters the last round released (each will likely append
     /// again) plus those still waiting. See `LogWriter::linger`.
     linger_for: u64,
-    /// Waiters spinning when the buffer was last taken (they wait for that
-    /// round or the next, and will likely append again).
-    spinners_at_take: u64,
     /// How long the last sync took.
     last_sync: Duration,
-    /// Moving average of the sync time (weight 1/8 per sync), for the
-    /// spinning budget.
-    sync_avg: Duration,
-    /// Waiters park without spinning until then (see `SLOW_YIELD`).
-    spin_off_until: Option<Instant>,
-    /// Times spinning was turned off that way.
-    spin_backoffs: u64,
     /// A waiter is lingering before it leads (see `LogWriter::linger`):
     /// others park rather than lead or linger too.
     lingering: bool,
@@ -252,14 +221,6 @@ struct Shared {
     /// `State::synced`, published so that a woken waiter can see that it
     /// was released without taking the lock.
     synced_pub: AtomicU64,
-    /// Bumped whenever the file goes idle (a round of I/O or upkeep ended)
-    /// or the writer failed or stopped: a spinning waiter that is not
-    /// released looks again under the lock then.
-    rounds: AtomicU64,
-    /// Waiters spinning right now (they are not in `State::waiters`).
-    spinners: AtomicU64,
-    /// Waits released while spinning (counted without the lock).
-    waits_spun: AtomicU64,
     write_latency: Histogram,
     sync_latency: Histogram,
     sync_group_records: Histogram,
@@ -271,12 +232,6 @@ impl Shared {
         if st.flusher_idle {
             self.work.notify_one();
         }
-    }
-
-    /// Tells spinning waiters that the file went idle or the writer
-    /// failed or stopped. Called with the lock held.
-    fn round_ended(&self) {
-        self.rounds.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -328,7 +283,6 @@ impl<F: LogFile> LogWriter<F> {
                 pending_bytes_max: options.pending_bytes_max,
                 record_size_max: options.record_size_max,
                 on_sync: options.on_sync,
-                spin_wait_max: options.spin_wait_max,
             },
             state: Mutex::new(State {
                 offset: 0,
@@ -348,11 +302,7 @@ impl<F: LogFile> LogWriter<F> {
                 next_ticket: 0,
                 records_taken: 0,
                 linger_for: 0,
-                spinners_at_take: 0,
                 last_sync: Duration::ZERO,
-                sync_avg: Duration::ZERO,
-                spin_off_until: None,
-                spin_backoffs: 0,
                 lingering: false,
                 prepared_at: 0,
                 prepare_due: false,
@@ -371,9 +321,6 @@ impl<F: LogFile> LogWriter<F> {
             work: Condvar::new(),
             progress: Condvar::new(),
             synced_pub: AtomicU64::new(0),
-            rounds: AtomicU64::new(0),
-            spinners: AtomicU64::new(0),
-            waits_spun: AtomicU64::new(0),
             write_latency: Histogram::new(),
             sync_latency: Histogram::new(),
             sync_group_records: Histogram::new(),
@@ -545,9 +492,7 @@ impl<F: LogFile> LogWriter<F> {
             idle_time: st.idle_time,
             pending_bytes: st.buf.len() as u64,
             unsynced_bytes: st.offset - st.synced,
-            waits_spun: shared.waits_spun.load(Ordering::Relaxed),
             waits_parked: st.waits_parked,
-            spin_backoffs: st.spin_backoffs,
         }
     }
 

@@ -48,17 +48,6 @@ pub struct LogWriterOptions {
     pub record_size_max: usize,
     /// Called on the flush thread after every sync and on the first error.
     pub on_sync: Option<SyncCallback>,
-    /// How long a thread waiting for durability may spin (yielding the
-    /// CPU) before it parks, at most: it spins for three times the recent
-    /// sync time, and only when that is within this limit, so a slow disk
-    /// is waited for parked. Zero: always park. Waiters never spin when a
-    /// sync callback or a minimum sync interval is set. Default: zero.
-    /// 500 µs suits a machine whose cores the writers have to themselves;
-    /// where the host oversubscribes them (a shared VM), or where the
-    /// threads run at real-time priority (their yields never give way to
-    /// the kernel workers that complete a sync), spinning loses. See the
-    /// module docs ("Spinning waiters").
-    pub spin_wait_max: Duration,
 }
 
 impl Default for LogWriterOptions {
@@ -70,7 +59,6 @@ impl Default for LogWriterOptions {
             pending_bytes_max: PENDING_BYTES_MAX_DEFAULT,
             record_size_max: 256 << 20,
             on_sync: None,
-            spin_wait_max: SPIN_WAIT_MAX_DEFAULT,
         }
     }
 }
@@ -84,7 +72,6 @@ impl std::fmt::Debug for LogWriterOptions {
             .field("pending_bytes_max", &self.pending_bytes_max)
             .field("record_size_max", &self.record_size_max)
             .field("on_sync", &self.on_sync.is_some())
-            .field("spin_wait_max", &self.spin_wait_max)
             .finish()
     }
 }
@@ -126,21 +113,11 @@ pub struct LogWriterMetrics {
     pub pending_bytes: u64,
     /// Bytes appended but not yet durable right now.
     pub unsynced_bytes: u64,
-    /// Waits for durability that ended while the thread spun, without
-    /// parking (see [`LogWriterOptions::spin_wait_max`]).
-    pub waits_spun: u64,
-    /// Waits for durability that parked the thread at least once (after
-    /// spinning, if they spun). Waits that led their own round or found
-    /// their record durable under the lock are in neither count.
+    /// Waits for durability that parked the thread at least once. Waits
+    /// that led their own round or found their record durable under the
+    /// lock are not counted.
     pub waits_parked: u64,
-    /// Times a slow `sched_yield` (other work wanting the cores) turned
-    /// spinning off for a while.
-    pub spin_backoffs: u64,
 }
-
-/// The default [`LogWriterOptions::spin_wait_max`]: always park (see its
-/// docs and DESIGN.md, "Performance notes").
-pub(super) const SPIN_WAIT_MAX_DEFAULT: Duration = Duration::ZERO;
 
 /// The default [`LogWriterOptions::pending_bytes_max`]: 1 MiB. An appender
 /// that runs far ahead of the file makes every write copy cold memory: with

@@ -1,4 +1,4 @@
-//! Waiting for durability: leading rounds, lingering, spinning, parking.
+//! Waiting for durability: leading rounds, lingering, parking.
 
 use std::sync::atomic::Ordering;
 use std::thread::{self, Thread};
@@ -8,7 +8,7 @@ use parking_lot::MutexGuard;
 
 use super::buffer::FLUSH_THRESHOLD;
 use super::flush::{io_round, unpark_unlocked};
-use super::{LogFile, LogWriter, Shared, State, Waiter};
+use super::{LogFile, LogWriter, State, Waiter};
 use crate::error::{Error, Result};
 
 /// Most rounds of I/O one call of [`LogWriter::wait_synced`] leads in a row
@@ -20,35 +20,6 @@ const LEAD_ROUNDS_MAX: u32 = 3;
 /// it syncs, and never more than half the last sync's time (see
 /// `LogWriter::linger`).
 const LINGER_MAX: Duration = Duration::from_micros(40);
-
-/// A waiter spins for this many recent sync times at most: enough for the
-/// round in progress and the next one, which carries its record.
-const SPIN_SYNCS: u32 = 3;
-/// A `sched_yield` that kept a spinner off the CPU longer than this means
-/// other work wants the cores (a scheduler slice is 1.5-3 ms; the writer's
-/// own spinners hand the CPU back within microseconds): spinning then only
-/// delays the spinners, because a yielded thread waits behind that work
-/// while a woken sleeper is run promptly. So all waiters park instead,
-/// for `SPIN_BACKOFF`. Not lower: on a virtual machine the kernel worker
-/// that kicks the disk for a sync holds a vCPU for 77 µs per run on
-/// average, more at times (`perf sched`; the kick is a VM exit), and the
-/// back-off is a guess about someone else's work; at 200 µs it fired
-/// 50-100 times a second on an idle machine and cost 12-15% of the
-/// 16-thread throughput (`wal bench`, three alternated pairs).
-const SLOW_YIELD: Duration = Duration::from_millis(1);
-/// See `SLOW_YIELD`.
-const SPIN_BACKOFF: Duration = Duration::from_millis(100);
-
-/// How a spell of spinning ended.
-enum Spun {
-    /// The offset is durable.
-    Released,
-    /// The file went idle, or the budget ran out: look again under the
-    /// lock.
-    LookAgain,
-    /// A yield was slow (see `SLOW_YIELD`): park.
-    Contended,
-}
 
 impl State {
     /// At the end of a round of I/O (or when the writer fails or stops):
@@ -71,9 +42,8 @@ impl State {
                 i += 1;
             }
         }
-        // Every thread woken, spinning or still waiting will likely append
-        // again.
-        self.linger_for = (out.len() - before + self.waiters.len()) as u64 + self.spinners_at_take;
+        // Every thread woken or still waiting will likely append again.
+        self.linger_for = (out.len() - before + self.waiters.len()) as u64;
     }
 
     /// Whether a waiter may start a round now: the file is idle, nobody is
@@ -85,39 +55,6 @@ impl State {
             && !self.closing
             && !self.prepare_due
             && self.error.is_none()
-    }
-}
-
-impl Shared {
-    /// How long a waiter that would park may spin first, if at all (see
-    /// the module docs).
-    fn spin_budget(&self, st: &State, now: Instant) -> Option<Duration> {
-        if !self.fixed.leaders || st.sync_avg.is_zero() {
-            return None;
-        }
-        if st.spin_off_until.is_some_and(|t| now < t) {
-            return None;
-        }
-        let budget = st.sync_avg * SPIN_SYNCS;
-        (budget <= self.fixed.spin_wait_max).then_some(budget)
-    }
-
-    /// Spins, yielding the CPU, until `offset` is durable, the file went
-    /// idle since `rounds` was read, `until`, or a yield was slow.
-    fn spin(&self, offset: u64, rounds: u64, until: Instant) -> Spun {
-        loop {
-            if self.synced_pub.load(Ordering::Acquire) >= offset {
-                return Spun::Released;
-            }
-            let before = Instant::now();
-            if self.rounds.load(Ordering::Acquire) != rounds || before >= until {
-                return Spun::LookAgain;
-            }
-            thread::yield_now();
-            if before.elapsed() > SLOW_YIELD {
-                return Spun::Contended;
-            }
-        }
     }
 }
 
@@ -146,9 +83,6 @@ impl<F: LogFile> LogWriter<F> {
         let mut wake = Vec::new();
         // Rounds this call led.
         let mut led = 0;
-        // Until when this call may spin rather than park: decided the first
-        // time it would park.
-        let mut spin_until: Option<Option<Instant>> = None;
         let mut parked = false;
         let outcome = loop {
             if st.synced >= offset {
@@ -191,32 +125,6 @@ impl<F: LogFile> LogWriter<F> {
                     unpark_unlocked(&mut st, &mut wake);
                     continue;
                 }
-            }
-            // Spin first, while the budget lasts: the round in progress
-            // will likely end soon, and a running thread sees that sooner
-            // and more cheaply than a parked one is woken. A spinner that
-            // is not released when the file goes idle looks again under
-            // the lock (it may lead).
-            let now = Instant::now();
-            let until =
-                *spin_until.get_or_insert_with(|| shared.spin_budget(&st, now).map(|b| now + b));
-            if let Some(until) = until.filter(|&t| now < t) {
-                let rounds = shared.rounds.load(Ordering::Acquire);
-                shared.spinners.fetch_add(1, Ordering::Relaxed);
-                drop(st);
-                let spun = shared.spin(offset, rounds, until);
-                shared.spinners.fetch_sub(1, Ordering::Relaxed);
-                if let Spun::Released = spun {
-                    shared.waits_spun.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                st = shared.state.lock();
-                if let Spun::Contended = spun {
-                    spin_until = Some(None);
-                    st.spin_off_until = Some(Instant::now() + SPIN_BACKOFF);
-                    st.spin_backoffs += 1;
-                }
-                continue;
             }
             // Park until an I/O owner releases this waiter or asks it to
             // lead. The entry is made under the lock that every I/O owner
@@ -282,7 +190,6 @@ impl<F: LogFile> LogWriter<F> {
         let event = io_round(shared, &self.file, st, true);
         debug_assert!(event.is_some(), "a leader always syncs or fails");
         st.io_busy = false;
-        shared.round_ended();
         if st.error.is_some() {
             // Poisoned: buffered bytes will never be written.
             st.buf.clear();
