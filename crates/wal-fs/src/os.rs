@@ -71,10 +71,10 @@ pub struct OsFs {
 /// The zeros of the fill are written this many at a time: one page. The
 /// page cache sizes the folio a write creates by the write (Linux 6.x with
 /// large folios on ext4), and every later small write and sync into a large
-/// folio walks all of its block buffers: on this machine's 6.18 kernel,
-/// zeros written 1 MiB at a time made a 1-thread synced commit cost 2-3 us
-/// more CPU, in `ext4_block_write_begin`, `block_commit_write` and the
-/// writeback of the sync (DESIGN.md, "Performance notes", item 7).
+/// folio walks all of its block buffers: zeros written 1 MiB at a time
+/// made a 1-thread synced commit cost 2-3 us more CPU, in
+/// `ext4_block_write_begin`, `block_commit_write` and the writeback of the
+/// sync (DESIGN.md, "Performance notes", item 7).
 /// Page-sized writes leave page-sized folios, as appending does.
 const ZERO_WRITE: usize = 4096;
 
@@ -85,14 +85,13 @@ static ZEROS: [u8; ZERO_WRITE] = [0; ZERO_WRITE];
 /// a write creates by the write, and on a virtual machine whose free memory
 /// the host takes back (free page reporting, which hands back free blocks
 /// of 2 MiB and more), large folios come from exactly those blocks: the
-/// first touch of each page then faults in the hypervisor. Measured on the
-/// development VM, 256 MiB written 1 MiB at a time after a 5-second pause
-/// that had reported 58-178 MiB: 0.85-1.14 GB/s and 190-308 ms of CPU
-/// (the kernel's copy into the page cache, 23% -> 52% of samples), against
-/// 1.9-2.9 GB/s and 90-109 ms without the pause; in 128 KiB pieces,
-/// 1.5-2.5 GB/s and 108-132 ms either way (DESIGN.md, "Performance
-/// notes", item 8). A log writer's buffer of 1 MiB costs 8 calls instead
-/// of one.
+/// first touch of each page then faults in the hypervisor. 256 MiB written
+/// 1 MiB at a time after a 5-second pause that had reported 58-178 MiB:
+/// 0.85-1.14 GB/s and 190-308 ms of CPU (the kernel's copy into the page
+/// cache, 23% -> 52% of samples), against 1.9-2.9 GB/s and 90-109 ms
+/// without the pause; in 128 KiB pieces, 108-132 ms either way (DESIGN.md,
+/// "Performance notes", item 7). A log writer's buffer of 1 MiB costs 8
+/// calls instead of one.
 const WRITE_PIECE_MAX: u64 = 128 << 10;
 
 impl Default for OsFs {

@@ -42,6 +42,7 @@
 //!   at most `LINGER_MAX` and half the last sync's time), so that one sync
 //!   serves them too: with 16 synced appenders the group grows from ~8
 //!   records to ~13. A lone appender never lingers.
+//!
 //! ```text
 //!  appender ──lock──► encode chunks into `buf` ──► (waits for durability?)
 //!                                                      │
