@@ -56,7 +56,6 @@ fn every_failover_key_appears_in_the_example() {
         "record_size_max",
         "pending_bytes_max",
         "recycle_logs_max",
-        "spin_wait_max",
         "accept_new_identity",
         "log_size_max",
         "sync",

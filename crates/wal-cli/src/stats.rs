@@ -68,11 +68,7 @@ pub(crate) fn write_text(
         t.sync_group_records.mean(),
         t.sync_group_records.max
     )?;
-    writeln!(
-        out,
-        "waits for durability: {} released while spinning, {} parked; spinning backed off {} times",
-        t.waits_spun, t.waits_parked, t.spin_backoffs
-    )?;
+    writeln!(out, "waits for durability: {} parked", t.waits_parked)?;
     if let Some(f) = &s.failover {
         writeln!(
             out,
@@ -111,9 +107,7 @@ fn to_json(kind: &str, s: &Stats) -> serde_json::Value {
         "sync_p50_us": s.totals.sync_latency.quantile(0.5) as f64 / 1e3,
         "sync_p99_us": s.totals.sync_latency.quantile(0.99) as f64 / 1e3,
         "records_per_sync_mean": s.totals.sync_group_records.mean(),
-        "waits_spun": s.totals.waits_spun,
         "waits_parked": s.totals.waits_parked,
-        "spin_backoffs": s.totals.spin_backoffs,
         "failover": failover,
     })
 }

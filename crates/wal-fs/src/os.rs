@@ -71,14 +71,28 @@ pub struct OsFs {
 /// The zeros of the fill are written this many at a time: one page. The
 /// page cache sizes the folio a write creates by the write (Linux 6.x with
 /// large folios on ext4), and every later small write and sync into a large
-/// folio walks all of its block buffers: on this machine's 6.18 kernel,
-/// zeros written 1 MiB at a time made a 1-thread synced commit cost 2-3 us
-/// more CPU, in `ext4_block_write_begin`, `block_commit_write` and the
-/// writeback of the sync (DESIGN.md, "Performance notes", item 7).
+/// folio walks all of its block buffers: zeros written 1 MiB at a time
+/// made a 1-thread synced commit cost 2-3 us more CPU, in
+/// `ext4_block_write_begin`, `block_commit_write` and the writeback of the
+/// sync (DESIGN.md, "Performance notes", item 7).
 /// Page-sized writes leave page-sized folios, as appending does.
 const ZERO_WRITE: usize = 4096;
 
 static ZEROS: [u8; ZERO_WRITE] = [0; ZERO_WRITE];
+
+/// A write larger than this is made as several `write(2)` calls, each
+/// ending at a multiple of it in the file. The page cache sizes the folios
+/// a write creates by the write, and on a virtual machine whose free memory
+/// the host takes back (free page reporting, which hands back free blocks
+/// of 2 MiB and more), large folios come from exactly those blocks: the
+/// first touch of each page then faults in the hypervisor. 256 MiB written
+/// 1 MiB at a time after a 5-second pause that had reported 58-178 MiB:
+/// 0.85-1.14 GB/s and 190-308 ms of CPU (the kernel's copy into the page
+/// cache, 23% -> 52% of samples), against 1.9-2.9 GB/s and 90-109 ms
+/// without the pause; in 128 KiB pieces, 108-132 ms either way (DESIGN.md,
+/// "Performance notes", item 7). A log writer's buffer of 1 MiB costs 8
+/// calls instead of one.
+const WRITE_PIECE_MAX: u64 = 128 << 10;
 
 impl Default for OsFs {
     fn default() -> OsFs {
@@ -256,6 +270,9 @@ struct OsFile {
     file: fs::File,
     path: PathBuf,
     writable: bool,
+    /// Bytes written through the handle: the file offset of the next write
+    /// (every write handle starts at offset 0).
+    pos: u64,
     /// Zero fill ahead of the writes (write handles of a filling [`OsFs`]).
     fill: Option<ZeroFill>,
 }
@@ -344,6 +361,7 @@ impl OsFile {
             file,
             path: path.to_path_buf(),
             writable,
+            pos: 0,
             fill: None,
         }
     }
@@ -393,15 +411,25 @@ impl File for OsFile {
             let e = io::Error::new(io::ErrorKind::PermissionDenied, "file is open read-only");
             return Err(Error::io(Op::Write, &self.path, e));
         }
-        let written = self.file.write_all(buf);
+        // In pieces that end at multiples of `WRITE_PIECE_MAX` in the file
+        // (see there).
+        let mut written = Ok(());
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let room = WRITE_PIECE_MAX - self.pos % WRITE_PIECE_MAX;
+            let (piece, after) = rest.split_at(rest.len().min(room as usize));
+            written = self.file.write_all(piece);
+            if written.is_err() {
+                // Part of the piece may have been written: ask where we are.
+                self.pos = io::Seek::stream_position(&mut self.file)
+                    .unwrap_or(self.pos + piece.len() as u64);
+                break;
+            }
+            self.pos += piece.len() as u64;
+            rest = after;
+        }
         if let Some(fill) = &mut self.fill {
-            fill.pos = match &written {
-                Ok(()) => fill.pos + buf.len() as u64,
-                // Part of `buf` may have been written: ask where we are.
-                Err(_) => {
-                    io::Seek::stream_position(&mut self.file).unwrap_or(fill.pos + buf.len() as u64)
-                }
-            };
+            fill.pos = self.pos;
         }
         written.map_err(|e| Error::io(Op::Write, &self.path, e))
     }
@@ -906,6 +934,30 @@ mod tests {
         let bytes = fs::read(&new).unwrap();
         assert_eq!(bytes.len() as u64, written, "cut back to what was written");
         assert_eq!(bytes[written as usize - 1], 12);
+    }
+
+    #[test]
+    fn writes_cut_into_pieces_at_unaligned_offsets_read_back_whole() {
+        // Writes larger than a piece, starting inside one, ending inside
+        // one, and exactly at a boundary, with and without the fill.
+        for fs in [OsFs::new(), OsFs::without_zero_fill()] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("pieces");
+            let mut f = fs.create(&path).unwrap();
+            let piece = WRITE_PIECE_MAX as usize;
+            let sizes = [100, 3 * piece + 7, piece - 107, 1, 2 * piece, 5000];
+            let mut expected = Vec::new();
+            for (i, &n) in sizes.iter().enumerate() {
+                let chunk: Vec<u8> = (0..n).map(|j| (i * 31 + j % 253) as u8).collect();
+                f.write(&chunk).unwrap();
+                f.sync_data().unwrap();
+                f.prepare_ahead().unwrap();
+                expected.extend_from_slice(&chunk);
+            }
+            assert_eq!(f.size().unwrap(), expected.len() as u64);
+            f.close().unwrap();
+            assert_eq!(read_all(fs, &path), expected);
+        }
     }
 
     #[test]

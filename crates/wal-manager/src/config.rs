@@ -195,10 +195,6 @@ pub struct WriterConfig {
     pub pending_bytes_max: HumanSize,
     /// Obsolete log files kept for reuse by new logs (0 disables recycling).
     pub recycle_logs_max: u32,
-    /// How long a thread waiting for durability may spin before it parks
-    /// (`"0s"`, the default: always park). See
-    /// `LogWriterOptions::spin_wait_max`.
-    pub spin_wait_max: HumanDuration,
 }
 
 impl Default for WriterConfig {
@@ -209,7 +205,6 @@ impl Default for WriterConfig {
             record_size_max: HumanSize(64 << 20),
             pending_bytes_max: HumanSize(1 << 20),
             recycle_logs_max: 4,
-            spin_wait_max: HumanDuration(Duration::ZERO),
         }
     }
 }
@@ -637,12 +632,6 @@ impl Config {
                 w.pending_bytes_max
             ));
         }
-        if w.spin_wait_max.0 > Duration::from_millis(10) {
-            return Err(format!(
-                "writer.spin_wait_max = \"{}\": must be at most 10ms (a longer spin burns a core for a wait better parked)",
-                w.spin_wait_max
-            ));
-        }
         if w.recycle_logs_max > 1000 {
             return Err(format!(
                 "writer.recycle_logs_max = {}: must be at most 1000",
@@ -930,10 +919,6 @@ mod tests {
             (
                 format!("{base}[writer]\nformat = \"legacy\"\n"),
                 "no log number",
-            ),
-            (
-                format!("{base}[writer]\nspin_wait_max = \"50ms\"\n"),
-                "writer.spin_wait_max = \"50ms\": must be at most 10ms",
             ),
             (
                 format!("{base}[writer]\nformat = \"fancy\"\n"),

@@ -421,7 +421,6 @@ impl Core {
             pending_bytes_max: w.pending_bytes_max.0 as usize,
             record_size_max: self.record_size_max() + self.sequencing().prefix_size(),
             on_sync: None,
-            spin_wait_max: w.spin_wait_max.0,
         }
     }
 

@@ -16,7 +16,7 @@
 //! | `wal_fsync_latency_seconds` | summary | seconds | sync latency: `{quantile="0.5"\|"0.99"\|"0.999"\|"1"}`, `_sum`, `_count` |
 //! | `wal_write_latency_seconds` | summary | seconds | `write` latency, likewise |
 //! | `wal_sync_group_records` | summary | records | records made durable per sync (group commit), likewise |
-//! | `wal_sync_waits_total{outcome}` | counter | waits | waits for durability released while spinning (`outcome="spun"`) or that parked at least once (`"parked"`) |
+//! | `wal_sync_waits_total{outcome}` | counter | waits | waits for durability that parked the thread at least once (`outcome="parked"`) |
 //! | `wal_pending_bytes` | gauge | bytes | encoded bytes waiting for the flush thread |
 //! | `wal_unsynced_bytes` | gauge | bytes | bytes appended but not yet durable |
 //! | `wal_queue_records` | gauge | records | failover: records kept for replay until durable |
@@ -112,7 +112,7 @@ pub fn describe() {
     describe_counter!(
         "wal_sync_waits_total",
         Unit::Count,
-        "Waits for durability, released while spinning or parked at least once."
+        "Waits for durability that parked the thread at least once."
     );
     describe_gauge!(
         "wal_pending_bytes",
@@ -192,7 +192,6 @@ pub fn publish(stats: &Stats) {
     summary("wal_fsync_latency_seconds", &t.sync_latency, 1e-9);
     summary("wal_write_latency_seconds", &t.write_latency, 1e-9);
     summary("wal_sync_group_records", &t.sync_group_records, 1.0);
-    counter!("wal_sync_waits_total", "outcome" => "spun").absolute(t.waits_spun);
     counter!("wal_sync_waits_total", "outcome" => "parked").absolute(t.waits_parked);
     gauge!("wal_pending_bytes").set(t.pending_bytes as f64);
     gauge!("wal_unsynced_bytes").set(t.unsynced_bytes as f64);
@@ -244,9 +243,7 @@ pub(crate) fn merge(a: &mut LogWriterMetrics, b: &LogWriterMetrics) {
     a.write_latency.merge(&b.write_latency);
     a.sync_latency.merge(&b.sync_latency);
     a.sync_group_records.merge(&b.sync_group_records);
-    a.waits_spun += b.waits_spun;
     a.waits_parked += b.waits_parked;
-    a.spin_backoffs += b.spin_backoffs;
     a.work_time += b.work_time;
     a.idle_time += b.idle_time;
 }

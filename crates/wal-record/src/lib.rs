@@ -1,6 +1,6 @@
 //! The record layer of `failwal`: Pebble's WAL record format.
 //!
-//! * [`format`]: the 32 KiB block / chunk wire format, byte for byte.
+//! * [`format`](mod@format): the 32 KiB block / chunk wire format, byte for byte.
 //! * [`LogWriter`]: a group-commit writer. Many threads append; one flush
 //!   thread writes and syncs for all of them; errors are sticky.
 //! * [`LogReader`]: reads records back and classifies how the log ends

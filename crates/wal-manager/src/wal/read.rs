@@ -78,7 +78,7 @@ impl Wal {
     /// Reads record `lsn`.
     ///
     /// # Errors
-    /// [`Error::LsnOutOfRange`] naming the valid range, or a read error.
+    /// [`crate::Error::LsnOutOfRange`] naming the valid range, or a read error.
     pub fn read(&self, lsn: Lsn) -> Result<Vec<u8>> {
         let Some((first, last)) = self.bounds() else {
             return Err(self.out_of_range(lsn));
