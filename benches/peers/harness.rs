@@ -519,15 +519,23 @@ impl Series {
         median(self.rates.clone())
     }
 
-    /// The median over slices of failwal's rate over this contender's.
+    /// The median over slices of failwal's rate over this contender's. A
+    /// slice in which either committed nothing (one sync outlasting a short
+    /// slice on a loaded machine) has no ratio and is left out; with none
+    /// left, the ratio is 0.
     fn ratio_of(&self, ours: &Series) -> f64 {
-        median(
-            ours.rates
-                .iter()
-                .zip(&self.rates)
-                .map(|(a, b)| a / b)
-                .collect(),
-        )
+        let ratios: Vec<f64> = ours
+            .rates
+            .iter()
+            .zip(&self.rates)
+            .filter(|&(a, b)| *a > 0.0 && *b > 0.0)
+            .map(|(a, b)| a / b)
+            .collect();
+        if ratios.is_empty() {
+            0.0
+        } else {
+            median(ratios)
+        }
     }
 
     /// Commits summed over all slices, `ours` over this contender's (every

@@ -444,16 +444,14 @@ impl Core {
 
     /// Adds a closed segment writer's figures to the totals.
     pub(crate) fn accumulate(&self, m: &LogWriterMetrics) {
-        crate::metrics::merge(&mut self.totals.lock(), m);
+        self.totals.lock().add(m);
     }
 
     /// The totals of closed segment writers plus `current`.
     pub(crate) fn totals_with(&self, current: Option<&LogWriterMetrics>) -> LogWriterMetrics {
         let mut t = self.totals.lock().clone();
         if let Some(c) = current {
-            crate::metrics::merge(&mut t, c);
-            t.pending_bytes = c.pending_bytes;
-            t.unsynced_bytes = c.unsynced_bytes;
+            t.add(c);
         }
         t
     }

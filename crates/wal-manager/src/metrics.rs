@@ -38,7 +38,7 @@
 //! quantile is an upper estimate within 12.5% of the truth.
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
-use wal_record::{HistogramSnapshot, LogWriterMetrics};
+use wal_record::HistogramSnapshot;
 
 use crate::stats::Stats;
 use crate::types::DirId;
@@ -230,20 +230,4 @@ fn summary(name: &'static str, h: &HistogramSnapshot, scale: f64) {
     }
     gauge!(format!("{name}_sum")).set(h.sum as f64 * scale);
     counter!(format!("{name}_count")).absolute(h.count);
-}
-
-/// Adds `b`'s counters and histograms to `a` (the instantaneous gauges are
-/// left alone).
-pub(crate) fn merge(a: &mut LogWriterMetrics, b: &LogWriterMetrics) {
-    a.records += b.records;
-    a.payload_bytes += b.payload_bytes;
-    a.bytes_written += b.bytes_written;
-    a.writes += b.writes;
-    a.syncs += b.syncs;
-    a.write_latency.merge(&b.write_latency);
-    a.sync_latency.merge(&b.sync_latency);
-    a.sync_group_records.merge(&b.sync_group_records);
-    a.waits_parked += b.waits_parked;
-    a.work_time += b.work_time;
-    a.idle_time += b.idle_time;
 }

@@ -41,7 +41,7 @@ mod writer;
 pub use error::{Error, Fault, IoOp, Proof, Result};
 pub use format::{BLOCK_SIZE, WireFormat};
 pub use histogram::{Histogram, HistogramSnapshot};
-pub use reader::{End, LogReader, Record};
+pub use reader::{End, LogReader, ReadRecord};
 pub use writer::{
     Appended, Batch, LogFile, LogWriter, LogWriterMetrics, LogWriterOptions, SyncCallback,
     SyncEvent,

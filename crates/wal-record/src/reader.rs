@@ -122,7 +122,7 @@ impl End {
 
 /// A record returned by [`LogReader::next_record`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record<'a> {
+pub struct ReadRecord<'a> {
     /// Offset of the record's first chunk header.
     pub offset: u64,
     /// Offset just past its last chunk.
@@ -326,7 +326,7 @@ impl<R: Read> LogReader<R> {
     /// [`Error::TornTail`] or [`Error::Corruption`] at a bad chunk (see the
     /// [decision table](self)), [`Error::RecordTooLarge`], or a read error.
     /// The outcome is latched: later calls return it again.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>> {
+    pub fn next_record(&mut self) -> Result<Option<ReadRecord<'_>>> {
         if let Some(outcome) = &self.outcome {
             return match outcome {
                 Ok(_) => Ok(None),
@@ -355,14 +355,14 @@ impl<R: Read> LogReader<R> {
 
     /// The record most recently returned by [`LogReader::next_record`], until
     /// the next call to it.
-    pub fn current(&self) -> Option<Record<'_>> {
+    pub fn current(&self) -> Option<ReadRecord<'_>> {
         match self.current.as_ref()? {
-            Scanned::Single { offset, start, end } => Some(Record {
+            Scanned::Single { offset, start, end } => Some(ReadRecord {
                 offset: *offset,
                 end: self.abs(*end),
                 payload: self.buf.get(*start..*end).unwrap_or_default(),
             }),
-            Scanned::Assembled { offset, end } => Some(Record {
+            Scanned::Assembled { offset, end } => Some(ReadRecord {
                 offset: *offset,
                 end: *end,
                 payload: &self.record,

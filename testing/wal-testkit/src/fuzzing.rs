@@ -28,7 +28,7 @@ use wal_record::format::{
     self, BLOCK_SIZE, ChunkType, HEADER_SIZE_MAX, LEGACY_HEADER_SIZE, Position, TYPE_OFFSET,
     WireFormat,
 };
-use wal_record::{LogReader, Record};
+use wal_record::{LogReader, ReadRecord};
 
 /// The log number every fuzz input is read as (the golden files' number).
 pub const FUZZ_LOG_NUM: u32 = 7;
@@ -87,7 +87,7 @@ pub fn check_record_reader(data: &[u8]) {
 
 /// Re-walks the chunks of a record the reader returned, from its offset to
 /// its end, without the reader's code.
-fn verify_chunks(data: &[u8], r: &Record<'_>) {
+fn verify_chunks(data: &[u8], r: &ReadRecord<'_>) {
     let (start, end) = (r.offset as usize, r.end as usize);
     let mut pos = start;
     let mut assembled = Vec::with_capacity(r.payload.len());
