@@ -3,6 +3,8 @@
 //! test command starts.
 #![allow(dead_code)] // each suite uses a part
 
+pub(crate) mod proxy;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
