@@ -176,7 +176,7 @@ fn parse_sequencing(s: &str) -> Result<wal_manager::Sequencing, String> {
 /// Where the archive is: a configuration's `[archive]` table or a URL.
 #[derive(Debug, Args)]
 pub(crate) struct ArchiveTargetArgs {
-    /// A configuration with an [archive] table.
+    /// A configuration with an `[archive]` table.
     #[arg(long, value_name = "FILE", conflicts_with = "archive_url")]
     pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
@@ -299,7 +299,7 @@ pub(crate) struct DumpArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
-    /// Read the archive instead of the directories: the [archive] table of
+    /// Read the archive instead of the directories: the `[archive]` table of
     /// --config, or --archive-url.
     #[arg(long, conflicts_with_all = ["primary", "secondary"])]
     pub(crate) archive: bool,
