@@ -73,6 +73,30 @@ fn every_failover_key_appears_in_the_example() {
 }
 
 #[test]
+fn the_archive_example_archives_and_names_every_archive_key() {
+    let c = load("archive.toml");
+    let archive = c.archive.expect("an [archive] table");
+    assert_eq!(archive.url, "s3://failwal/bench");
+    assert_eq!(
+        archive.backlog_bytes_max,
+        wal_manager::ArchiveConfig::new("s3://x").backlog_bytes_max,
+        "the default"
+    );
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/archive.toml"))
+            .unwrap();
+    // Keys whose default comes from the environment are shown commented out.
+    for key in ["url", "endpoint", "region", "backlog_bytes_max"] {
+        assert!(
+            text.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{key} ="))),
+            "config/archive.toml lacks {key}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_file_is_named_in_the_error() {
     let e = Config::load(Path::new("/nonexistent/wal.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/wal.toml"), "{e}");

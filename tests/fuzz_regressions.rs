@@ -176,6 +176,7 @@ fn failover_manager_seed(logical_dir: &Path) {
         secondary_fs: fs,
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     let manager = Manager::open_with(&Config::failover("/p", "/s"), env).unwrap();
     let Manager::Failover(fm) = &manager else {

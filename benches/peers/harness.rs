@@ -852,6 +852,7 @@ fn run_stall(kind: StallKind, plan: &Plan) -> StallRun {
         secondary_fs: Arc::new(OsFs::new()),
         clock: Arc::new(SystemClock::new()),
         driver: Driver::Background,
+        archive: None,
     };
     let config = match kind {
         StallKind::Failover => Config::failover(&primary, &secondary),

@@ -16,8 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use wal_archive::Archiver;
 use wal_manager::layout::parse_segment_file_name;
-use wal_manager::{HumanSize, LogNum, Manager, Writer};
+use wal_manager::{Env, HumanSize, LogArchive, LogNum, Manager, Writer};
 use wal_record::{Histogram, HistogramSnapshot};
 
 use crate::cli::BenchArgs;
@@ -32,6 +33,8 @@ const RECORD_SIZE_MIN: usize = 16;
 const WRITERS_MAX: usize = 1024;
 /// Longest run, in seconds (a week).
 const DURATION_MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
+/// How long the bench waits for the archive to catch up after its run.
+const ARCHIVE_WAIT_MAX: Duration = Duration::from_secs(300);
 /// How often the main thread looks whether the writers are done.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -205,6 +208,8 @@ struct Outcome {
     /// The manager's figures at the end of the run.
     stats: wal_manager::Stats,
     error: Option<String>,
+    /// What the archive did, when one is configured.
+    archived: Option<String>,
 }
 
 /// Runs the writers, shows progress, closes the last writer.
@@ -266,6 +271,7 @@ fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
         dir_switches: stats.failover.as_ref().map_or(0, |f| f.switches),
         stats,
         error,
+        archived: None,
     })
 }
 
@@ -310,8 +316,17 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), Failure> 
              run it on empty directories, or without --clean",
         ));
     }
-    let manager = Manager::open(&target.config)?;
-    let outcome = drive(&manager, plan);
+    let archiver = start_archiver(&target)?;
+    let env = match &archiver {
+        Some(a) => Env::os().with_archive(Arc::clone(a) as Arc<dyn LogArchive>),
+        None => Env::os(),
+    };
+    let manager = Manager::open_with(&target.config, env)?;
+    let mut outcome = drive(&manager, plan);
+    if let (Some(a), Ok(o)) = (&archiver, &mut outcome) {
+        o.archived = Some(wait_for_archive(a, o));
+        o.stats = manager.stats();
+    }
     let cleaned = match &outcome {
         Ok(o) if args.clean && o.error.is_none() => Some(obsolete_logs(&manager, o.last_log)),
         _ => None,
@@ -331,6 +346,62 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), Failure> 
     match outcome.error {
         Some(e) => Err(Failure::failed(e)),
         None => Ok(()),
+    }
+}
+
+/// The archiver of `[archive]`, if configured, once its store answered.
+fn start_archiver(target: &Target) -> Result<Option<Arc<Archiver>>, Failure> {
+    let Some(archive) = &target.config.archive else {
+        return Ok(None);
+    };
+    let archiver = Archiver::start(archive)?;
+    // A wrong key or a missing bucket is said now, before the run.
+    archiver.store().check()?;
+    Ok(Some(archiver))
+}
+
+/// Waits (at most `ARCHIVE_WAIT_MAX`) until the logs the bench closed are
+/// archived, showing how many are left; says what was archived.
+fn wait_for_archive(archiver: &Archiver, o: &mut Outcome) -> String {
+    let mut progress = Progress::new();
+    let deadline = Instant::now() + ARCHIVE_WAIT_MAX;
+    let idle = loop {
+        if archiver.wait_idle(PROGRESS_INTERVAL) {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        let status = archiver.status();
+        progress.show(&format!(
+            "wal bench: archiving to {}: {} logs pending, {} uploaded",
+            archiver.store().url(),
+            status.pending,
+            status.uploaded_logs
+        ));
+    };
+    progress.finish();
+    let status = archiver.status();
+    let done = format!(
+        "archive: {} logs uploaded to {} ({} bytes)",
+        status.uploaded_logs,
+        archiver.store().url(),
+        status.uploaded_bytes
+    );
+    if idle {
+        done
+    } else {
+        let why = status
+            .last_error
+            .unwrap_or_else(|| "still uploading".into());
+        o.error.get_or_insert(format!(
+            "the archive did not catch up within {}s: {why}",
+            ARCHIVE_WAIT_MAX.as_secs()
+        ));
+        format!(
+            "{done}; {} logs NOT archived yet (kept locally)",
+            status.pending
+        )
     }
 }
 
@@ -461,6 +532,9 @@ fn report(
     crate::stats::write_text(target, kind, &o.stats, &mut stats)?;
     for line in String::from_utf8_lossy(&stats).lines() {
         writeln!(out, "  {line}")?;
+    }
+    if let Some(archived) = &o.archived {
+        writeln!(out, "  {archived}")?;
     }
     if let Some(e) = &o.error {
         writeln!(out, "  FAILED: {e}")?;

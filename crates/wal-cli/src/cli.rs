@@ -66,7 +66,11 @@ pub(crate) enum Command {
                       records read so far. Read-only.\n\n\
                       --format json prints one object per line: log, lsn, system, \
                       segment (path), dir, index, offset (of the record in its segment), \
-                      len (payload bytes, without the 8-byte LSN prefix), payload_hex.",
+                      len (payload bytes, without the 8-byte LSN prefix), payload_hex.\n\n\
+                      --archive reads the archived logs instead (the [archive] table of \
+                      --config, or --archive-url), with the same lines: dir is \"archive\", \
+                      segment the object's URL, index 0, offset the record's offset in \
+                      the archived object; records are sequenced as the archive says.",
         after_help = EXIT_STATUS_HELP
     )]
     Dump(DumpArgs),
@@ -116,6 +120,19 @@ pub(crate) enum Command {
         after_help = EXIT_STATUS_HELP
     )]
     Bench(BenchArgs),
+    /// The archive of closed logs in object storage: list, verify, restore.
+    #[command(
+        long_about = "The archive of closed logs (the [archive] table of --config FILE, or \
+                      --archive-url URL): list what it holds, verify every archived log \
+                      (its object's size and CRC-32C, every record, its trailer, its \
+                      manifest's figures), or restore it into a new directory that the \
+                      managers open. s3:// archives take their credentials from \
+                      AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). \
+                      Refused credentials and a missing bucket are configuration errors \
+                      (exit 2), naming the access key id and the bucket.",
+        after_help = EXIT_STATUS_HELP
+    )]
+    Archive(ArchiveArgs),
     /// Open the manager and print its figures.
     #[command(
         long_about = "Open the manager as an engine would (this takes the directory locks \
@@ -156,6 +173,100 @@ fn parse_sequencing(s: &str) -> Result<wal_manager::Sequencing, String> {
     s.parse()
 }
 
+/// Where the archive is: a configuration's `[archive]` table or a URL.
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveTargetArgs {
+    /// A configuration with an `[archive]` table.
+    #[arg(long, value_name = "FILE", conflicts_with = "archive_url")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) url: ArchiveUrlArgs,
+}
+
+/// The archive named by its URL (instead of a configuration).
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveUrlArgs {
+    /// The archive: s3://BUCKET[/PREFIX] or file:///PATH (instead of
+    /// --config).
+    #[arg(long = "archive-url", value_name = "URL")]
+    pub(crate) archive_url: Option<String>,
+    /// With --archive-url: the S3-compatible server (http://HOST:PORT).
+    #[arg(long, value_name = "URL", requires = "archive_url")]
+    pub(crate) endpoint: Option<String>,
+    /// With --archive-url: the S3 region.
+    #[arg(long, value_name = "REGION", requires = "archive_url")]
+    pub(crate) region: Option<String>,
+}
+
+/// `wal archive`.
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveArgs {
+    /// What to do with the archive.
+    #[command(subcommand)]
+    pub(crate) command: ArchiveCommand,
+}
+
+/// The `wal archive` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// List the archived logs: records, sequence range, size.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    List(ArchiveListArgs),
+    /// Download and check every archived log.
+    #[command(
+        long_about = "Download every archived log and check it: its data object's size and \
+                      CRC-32C against its manifest, every record, its trailer, and the \
+                      manifest's record count, range and records CRC. Exit 1 if any log \
+                      is damaged or missing. Uploads interrupted before their manifest \
+                      (not part of the archive) are noted.",
+        after_help = EXIT_STATUS_HELP
+    )]
+    Verify(ArchiveVerifyArgs),
+    /// Restore the archive into a new directory the managers open.
+    #[command(
+        long_about = "Restore every archived log into --to DIR (missing or empty) as \
+                      NNNNNN.log, each checked before it is written; a manager (or the \
+                      Wal) opened on DIR reads every archived record. With --until-lsn N, \
+                      stop at the first record whose LSN (batch sequence number in \
+                      pebble-batch mode) is above N. Progress goes to stderr on a \
+                      terminal.",
+        after_help = EXIT_STATUS_HELP
+    )]
+    Restore(ArchiveRestoreArgs),
+}
+
+/// `wal archive list`.
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveListArgs {
+    #[command(flatten)]
+    pub(crate) target: ArchiveTargetArgs,
+    /// Output format; json prints one object per log: log, size, crc32c,
+    /// records, first, last, sequencing (or error), and incomplete uploads
+    /// as log, size, incomplete.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// `wal archive verify`.
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveVerifyArgs {
+    #[command(flatten)]
+    pub(crate) target: ArchiveTargetArgs,
+}
+
+/// `wal archive restore`.
+#[derive(Debug, Args)]
+pub(crate) struct ArchiveRestoreArgs {
+    #[command(flatten)]
+    pub(crate) target: ArchiveTargetArgs,
+    /// The directory to restore into: missing or empty.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) to: PathBuf,
+    /// Leave out every record from the first one whose LSN is above N.
+    #[arg(long, value_name = "N")]
+    pub(crate) until_lsn: Option<u64>,
+}
+
 /// Output format of the inspection commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -188,6 +299,12 @@ pub(crate) struct DumpArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
+    /// Read the archive instead of the directories: the `[archive]` table of
+    /// --config, or --archive-url.
+    #[arg(long, conflicts_with_all = ["primary", "secondary"])]
+    pub(crate) archive: bool,
+    #[command(flatten)]
+    pub(crate) archive_url: ArchiveUrlArgs,
 }
 
 /// `wal verify`.

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success (`verify`: every log is readable) |
 //! | 1 | failure: corruption, a refused repair, an I/O error, a file named like a segment that is not one, a locked directory, a failed bench |
-//! | 2 | usage or configuration error: bad arguments, an unreadable or invalid configuration, a directory that is missing, not a directory, not a WAL or given in a role its files contradict, a log that does not exist |
+//! | 2 | usage or configuration error: bad arguments, an unreadable or invalid configuration, a directory that is missing, not a directory, not a WAL or given in a role its files contradict, a log that does not exist; a bad archive URL, missing or refused credentials, a missing bucket or directory, a restore target that is not empty |
 //!
 //! The table is [`EXIT_STATUS_HELP`] in `--help` and in the crate's README.
 
@@ -24,7 +24,9 @@ Exit status:
   2  usage or configuration error: bad arguments, an unreadable or invalid
      configuration file, a directory that does not exist, is not a
      directory, is not a WAL directory or is given in a role its files
-     contradict, a log that does not exist";
+     contradict, a log that does not exist; for the archive: a bad URL,
+     missing or refused credentials, a missing bucket or directory, a
+     restore target that is not empty";
 
 /// Exit status of a failure.
 pub(crate) const STATUS_FAILURE: u8 = 1;

@@ -2,12 +2,13 @@
 //! repairs write-ahead logs, benchmarks a manager, and prints its figures.
 //!
 //! One module per subcommand (`list`, `dump`, `verify`, `repair`, `bench`,
-//! `stats`); `cli` holds the argument definitions and help text, `target`
+//! `stats`, and `archive` for `wal archive` and `dump --archive`); `cli` holds the argument definitions and help text, `target`
 //! resolves `--config`/`--primary` and checks the directories, `failure`
 //! maps errors to exit statuses, `segment` reads a single segment file on
 //! its own, and `progress` draws the bench's progress line.
 #![forbid(unsafe_code)]
 
+mod archive;
 mod bench;
 mod cli;
 mod dump;
@@ -50,11 +51,15 @@ fn main() -> ExitCode {
 fn run(command: &Command, out: &mut dyn Write) -> Result<(), Failure> {
     match command {
         Command::List(args) => list::run(args, out),
+        Command::Dump(args) if args.archive || args.archive_url.archive_url.is_some() => {
+            archive::run_dump(args, out)
+        }
         Command::Dump(args) => dump::run(args, out),
         Command::Verify(args) => verify::run(args, out),
         Command::Repair(args) => repair::run(args, out),
         Command::Bench(args) => bench::run(args, out),
         Command::Stats(args) => stats::run(args, out),
+        Command::Archive(args) => archive::run(&args.command, out),
     }
 }
 

@@ -79,6 +79,20 @@ pub(crate) fn write_text(
             human(f.secondary_time)
         )?;
     }
+    if let Some(a) = &s.archive {
+        writeln!(
+            out,
+            "archive: {} closed logs not known to be archived ({} bytes), {} of them obsolete and kept only for the archive{}",
+            a.backlog_logs,
+            a.backlog_bytes,
+            a.awaiting_logs,
+            if a.backlog_full {
+                "; OVER archive.backlog_bytes_max"
+            } else {
+                ""
+            }
+        )?;
+    }
     Ok(())
 }
 
@@ -109,6 +123,13 @@ fn to_json(kind: &str, s: &Stats) -> serde_json::Value {
         "records_per_sync_mean": s.totals.sync_group_records.mean(),
         "waits_parked": s.totals.waits_parked,
         "failover": failover,
+        "archive": s.archive.as_ref().map(|a| json!({
+            "backlog_logs": a.backlog_logs,
+            "backlog_bytes": a.backlog_bytes,
+            "awaiting_logs": a.awaiting_logs,
+            "awaiting_bytes": a.awaiting_bytes,
+            "backlog_full": a.backlog_full,
+        })),
     })
 }
 

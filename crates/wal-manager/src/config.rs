@@ -46,6 +46,110 @@ pub struct Config {
     /// How records are sequenced.
     #[serde(default)]
     pub log: LogConfig,
+    /// Where closed logs are archived, if anywhere (the `[archive]` table).
+    /// While it is set, no log is deleted before it is archived (see
+    /// [`crate::archive`]).
+    #[serde(default)]
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// The archive of closed logs in object storage (the `[archive]` table).
+/// The `wal-archive` crate uploads and restores; the manager only keeps
+/// every log until it is archived.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Where: `s3://BUCKET[/PREFIX]` (S3 or an S3-compatible server; the
+    /// credentials come from the `AWS_*` environment variables) or
+    /// `file:///PATH` (a directory on this machine).
+    pub url: String,
+    /// The S3 server to talk to, `http://HOST:PORT` or `https://...`, for
+    /// S3-compatible servers; without it, AWS's endpoint for the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The S3 region (default: `AWS_REGION` or `AWS_DEFAULT_REGION`, else
+    /// `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The backlog bound: once closed logs not yet archived (live or
+    /// obsolete) hold more bytes than this, the manager says so loudly (an
+    /// ERROR line and the `wal_archive_backlog_full` gauge). It keeps them
+    /// all the same: nothing is deleted before it is archived.
+    #[serde(default = "ArchiveConfig::default_backlog_bytes_max")]
+    pub backlog_bytes_max: HumanSize,
+}
+
+impl ArchiveConfig {
+    /// The archive at `url`, with every default.
+    pub fn new(url: impl Into<String>) -> ArchiveConfig {
+        ArchiveConfig {
+            url: url.into(),
+            endpoint: None,
+            region: None,
+            backlog_bytes_max: ArchiveConfig::default_backlog_bytes_max(),
+        }
+    }
+
+    /// 4 GiB: a day of an engine writing ~50 KB/s, or an hour at ~1 MB/s.
+    fn default_backlog_bytes_max() -> HumanSize {
+        HumanSize(4 << 30)
+    }
+
+    /// Checks the table's rules; the message names the key and the value.
+    ///
+    /// # Errors
+    /// The first rule broken, as a message.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let url = &self.url;
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            if bucket.is_empty() {
+                return Err(format!(
+                    "archive.url = \"{url}\": no bucket: expected s3://BUCKET[/PREFIX]"
+                ));
+            }
+            if rest.contains("//") || rest.contains('?') || rest.contains('#') {
+                return Err(format!(
+                    "archive.url = \"{url}\": expected s3://BUCKET[/PREFIX] (no empty path segment, query or fragment)"
+                ));
+            }
+        } else if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "archive.url = \"{url}\": a file URL needs an absolute path: file:///PATH"
+                ));
+            }
+            if self.endpoint.is_some() || self.region.is_some() {
+                return Err(format!(
+                    "archive.url = \"{url}\" is a directory: archive.endpoint and archive.region are for s3:// archives"
+                ));
+            }
+        } else {
+            return Err(format!(
+                "archive.url = \"{url}\": expected s3://BUCKET[/PREFIX] or file:///PATH"
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let host = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(format!(
+                    "archive.endpoint = \"{endpoint}\": expected http://HOST[:PORT] or https://HOST[:PORT]"
+                ));
+            }
+        }
+        if self.region.as_ref().is_some_and(|r| r.trim().is_empty()) {
+            return Err("archive.region is empty".into());
+        }
+        if self.backlog_bytes_max.0 == 0 {
+            return Err(format!(
+                "archive.backlog_bytes_max = \"{}\": must be greater than zero",
+                self.backlog_bytes_max
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How records are stored and sequenced (the `[log]` table).
@@ -484,6 +588,7 @@ impl Config {
             writer: WriterConfig::default(),
             wal: WalConfig::default(),
             log: LogConfig::default(),
+            archive: None,
         }
     }
 
@@ -637,6 +742,9 @@ impl Config {
                 "writer.recycle_logs_max = {}: must be at most 1000",
                 w.recycle_logs_max
             ));
+        }
+        if let Some(archive) = &self.archive {
+            archive.validate()?;
         }
         self.validate_wal()
     }
@@ -862,6 +970,24 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_table_is_read_with_its_defaults() {
+        let c = parse(
+            "[primary]\ndir = \"a\"\n[archive]\nurl = \"s3://bucket/wal/one\"\nendpoint = \"http://127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let archive = c.archive.expect("the table is read");
+        assert_eq!(archive.url, "s3://bucket/wal/one");
+        assert_eq!(archive.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(archive.backlog_bytes_max, HumanSize(4 << 30));
+        assert_eq!(
+            parse("[primary]\ndir = \"a\"\n[archive]\nurl = \"file:///var/wal-archive\"\n")
+                .unwrap()
+                .archive,
+            Some(ArchiveConfig::new("file:///var/wal-archive"))
+        );
+    }
+
+    #[test]
     fn the_secondary_table_selects_failover() {
         let c = parse(
             "[primary]\ndir = \"a\"\n[secondary]\ndir = \"b\"\n[failover]\nprobe_interval = \"100ms\"\nhealthy_interval = \"200ms\"\n",
@@ -933,6 +1059,34 @@ mod tests {
                 "segments_per_log_max = 1",
             ),
             ("[primary]\ndir = \"\"\n".to_owned(), "primary.dir is empty"),
+            (
+                format!("{base}[archive]\nurl = \"http://x/y\"\n"),
+                "archive.url = \"http://x/y\": expected s3://BUCKET[/PREFIX] or file:///PATH",
+            ),
+            (
+                format!("{base}[archive]\nurl = \"s3:///prefix\"\n"),
+                "archive.url = \"s3:///prefix\": no bucket",
+            ),
+            (
+                format!("{base}[archive]\nurl = \"file://rel/dir\"\n"),
+                "needs an absolute path",
+            ),
+            (
+                format!("{base}[archive]\nurl = \"s3://b\"\nendpoint = \"127.0.0.1:9000\"\n"),
+                "archive.endpoint = \"127.0.0.1:9000\": expected http://HOST[:PORT]",
+            ),
+            (
+                format!("{base}[archive]\nurl = \"s3://b\"\nbacklog_bytes_max = 0\n"),
+                "archive.backlog_bytes_max = \"0B\"",
+            ),
+            (
+                format!("{base}[archive]\nendpoint = \"http://h\"\n"),
+                "missing field `url`",
+            ),
+            (
+                format!("{base}[archive]\nurl = \"s3://b\"\nbucket = \"b\"\n"),
+                "archive.bucket: unknown field `bucket`",
+            ),
             ("[secondary]\ndir = \"b\"\n".to_owned(), "primary"),
             ("primary = 3\n".to_owned(), "primary"),
         ];

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use wal_fs::DirLock;
 use wal_record::{LogWriter, LogWriterMetrics, LogWriterOptions};
 
+use crate::archive::{ArchiveHandle, LogArchive, PendingLog};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::env::Env;
@@ -22,7 +23,7 @@ use crate::meta;
 use crate::naming::{parse_recycle_file_name, recycle_file_name};
 use crate::reader::{LogEnd, LogicalReader};
 use crate::recycler::{RecycledFile, Recycler};
-use crate::stats::Stats;
+use crate::stats::{ArchiveStats, Stats};
 use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
 
 /// A log the manager still tracks.
@@ -32,6 +33,11 @@ pub(crate) struct LiveLog {
     /// Closed cleanly by this manager as one segment, index 0, in the
     /// primary: its file may be recycled.
     pub(crate) recyclable: bool,
+    /// Its writer is done (closed or dropped), or it was found at open:
+    /// nothing more will be appended to it.
+    pub(crate) closed: bool,
+    /// The archive said it is archived (always false without `[archive]`).
+    pub(crate) archived: bool,
 }
 
 #[derive(Debug)]
@@ -44,6 +50,13 @@ pub(crate) struct CoreState {
     pub(crate) state_written: meta::WalState,
     pub(crate) recycler: Recycler,
     pub(crate) closed: bool,
+    /// With `[archive]`: obsolete logs whose files wait for the archive,
+    /// by number. INVARIANT: none of them is in `logs`, and their files
+    /// are deleted only by `mark_archived`.
+    pub(crate) awaiting: Vec<LogicalLog>,
+    /// The backlog was over `archive.backlog_bytes_max` when last looked
+    /// at (so that crossing the bound is logged once each way).
+    pub(crate) backlog_full: bool,
 }
 
 /// What both managers share: configuration, directories, locks, the log list,
@@ -68,8 +81,12 @@ pub(crate) struct Core {
     /// temporary file) nor let an older state overwrite a newer one.
     state_file: Mutex<()>,
     /// The directory locks; emptied (released) by `close`, or when the
-    /// manager is dropped with no writer open.
+    /// manager is dropped with no writer open. Also held while
+    /// `mark_archived` deletes files, so that no file is deleted after the
+    /// directories were handed back.
     locks: Mutex<Vec<Box<dyn DirLock>>>,
+    /// The archive, if one is attached.
+    archive: Option<Arc<dyn LogArchive>>,
 }
 
 impl Core {
@@ -97,12 +114,26 @@ impl Core {
             .into_iter()
             .partition(|l| l.num.0 < state.obsolete_below);
         layout::check_segment_starts(&dirs, &logs)?;
-        let leftovers: Vec<(DirId, PathBuf)> = gone
-            .iter()
-            .flat_map(|l| &l.segments)
-            .map(|s| (s.dir, s.path.clone()))
-            .collect();
-        delete_files(&dirs, &leftovers, "deleted a leftover of an obsolete log")?;
+        // With an archive, an obsolete log's files go only once it is
+        // archived, and whether it is, only the archive can say: they wait.
+        let awaiting = if config.archive.is_some() {
+            layout::check_segment_starts(&dirs, &gone)?;
+            gone
+        } else {
+            let leftovers: Vec<(DirId, PathBuf)> = gone
+                .iter()
+                .flat_map(|l| &l.segments)
+                .map(|s| (s.dir, s.path.clone()))
+                .collect();
+            delete_files(&dirs, &leftovers, "deleted a leftover of an obsolete log")?;
+            Vec::new()
+        };
+        if config.archive.is_some() && env.archive.is_none() {
+            tracing::warn!(
+                primary = %dirs.primary.path.display(),
+                "[archive] is configured but no archive is attached: every closed log is kept until a manager opened with one archives it"
+            );
+        }
         let next_lsn = recover_next_lsn(&dirs, &logs, state.lsn_floor, config.log.sequencing)?;
         let recycler = load_recycler(&dirs.primary, config.writer.recycle_logs_max as usize)?;
         tracing::info!(
@@ -125,18 +156,42 @@ impl Core {
                     .map(|log| LiveLog {
                         log,
                         recyclable: false,
+                        closed: true,
+                        archived: false,
                     })
                     .collect(),
                 open: None,
                 state_written: state,
                 recycler,
                 closed: false,
+                awaiting,
+                backlog_full: false,
             }),
             totals: Mutex::new(LogWriterMetrics::default()),
             current: Mutex::new(None),
             state_file: Mutex::new(()),
             locks: Mutex::new(locks),
+            archive: env.archive.clone(),
         })
+    }
+
+    /// Hands the archive, if any, its handle on this manager; reports a
+    /// backlog already over its bound. Called once the manager is built.
+    pub(crate) fn attach_archive(self: &Arc<Core>) {
+        self.note_backlog();
+        if let Some(archive) = &self.archive {
+            archive.attach(ArchiveHandle::new(self));
+        }
+    }
+
+    /// Whether the manager was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Whether logs wait for an archive before they may go.
+    fn archiving(&self) -> bool {
+        self.config.archive.is_some()
     }
 
     pub(crate) fn next_lsn(&self) -> Lsn {
@@ -193,6 +248,8 @@ impl Core {
                 segments: Vec::new(),
             },
             recyclable: false,
+            closed: false,
+            archived: false,
         });
         Ok(st.recycler.take())
     }
@@ -240,16 +297,29 @@ impl Core {
 
     /// Records that the writer of `log` is done; `recyclable` when it closed
     /// cleanly as a single primary segment 0.
+    ///
+    /// The archive, if any, hears of it once the log is recorded as closed
+    /// (on this thread: [`LogArchive::log_closed`] must not block).
     pub(crate) fn writer_closed(&self, log: LogNum, recyclable: bool) {
         let mut st = self.state.lock();
         if st.open == Some(log) {
             st.open = None;
         }
+        let mut newly_closed = false;
         if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
             live.recyclable = recyclable
                 && live.log.segments.len() == 1
                 && live.log.segments[0].index == SegmentIndex(0)
                 && live.log.segments[0].dir == DirId::Primary;
+            newly_closed = !live.closed;
+            live.closed = true;
+        }
+        drop(st);
+        if newly_closed && self.archiving() {
+            self.note_backlog();
+            if let Some(archive) = &self.archive {
+                archive.log_closed(log);
+            }
         }
     }
 
@@ -284,6 +354,8 @@ impl Core {
         drop(state_file);
         let mut deletable = Vec::new();
         let mut to_recycle = Vec::new();
+        let archiving = self.archiving();
+        let mut now_awaiting = 0;
         {
             let mut st = self.state.lock();
             let open = st.open;
@@ -292,6 +364,14 @@ impl Core {
             for live in std::mem::take(&mut st.logs) {
                 if live.log.num >= min_unflushed || Some(live.log.num) == open {
                     kept.push(live);
+                    continue;
+                }
+                if archiving && !live.archived {
+                    // Not deleted, not recycled: its files wait for the
+                    // archive (`mark_archived`).
+                    tracing::debug!(log = %live.log.num, "obsolete log kept until it is archived");
+                    st.awaiting.push(live.log);
+                    now_awaiting += 1;
                     continue;
                 }
                 let mut files = live.log.segments.into_iter();
@@ -308,6 +388,13 @@ impl Core {
                 }));
             }
             st.logs = kept;
+            st.awaiting.sort_by_key(|l| l.num);
+        }
+        if now_awaiting > 0 {
+            tracing::info!(
+                logs = now_awaiting,
+                "obsolete logs not yet archived are kept until they are"
+            );
         }
         // Move recycled files out of the segment namespace, so that a
         // restarted manager does not list them as live logs.
@@ -428,7 +515,18 @@ impl Core {
     pub(crate) fn base_stats(&self) -> Stats {
         let st = self.state.lock();
         let (obsolete_files, obsolete_bytes) = st.recycler.stats();
+        let archive = self.archiving().then(|| {
+            let (backlog_logs, backlog_bytes) = backlog(&st);
+            ArchiveStats {
+                backlog_logs,
+                backlog_bytes,
+                awaiting_logs: st.awaiting.len(),
+                awaiting_bytes: st.awaiting.iter().map(LogicalLog::size).sum(),
+                backlog_full: st.backlog_full,
+            }
+        });
         Stats {
+            archive,
             live_logs: st.logs.len(),
             live_files: st.logs.iter().map(|l| l.log.segments.len()).sum(),
             live_bytes: st.logs.iter().map(|l| l.log.size()).sum(),
@@ -508,6 +606,147 @@ impl Core {
         let first = counter.fetch_add(n, Ordering::AcqRel);
         Lsn(first)..Lsn(first + n)
     }
+}
+
+impl Core {
+    /// Every closed log not yet archived, by number.
+    pub(crate) fn archive_pending(&self) -> Vec<PendingLog> {
+        let st = self.state.lock();
+        let mut pending: Vec<PendingLog> = st
+            .logs
+            .iter()
+            .filter(|l| l.closed && !l.archived)
+            .map(|l| PendingLog {
+                log: l.log.clone(),
+                obsolete: false,
+            })
+            .chain(st.awaiting.iter().map(|log| PendingLog {
+                log: log.clone(),
+                obsolete: true,
+            }))
+            .collect();
+        pending.sort_by_key(|p| p.log.num);
+        pending
+    }
+
+    /// A reader of the pending log `log` for the archive: a torn tail at
+    /// its end is tolerated (what is readable is what there is).
+    pub(crate) fn archive_reader(&self, log: LogNum) -> Result<LogicalReader> {
+        let st = self.state.lock();
+        let found = st
+            .logs
+            .iter()
+            .filter(|l| l.closed)
+            .map(|l| &l.log)
+            .chain(st.awaiting.iter())
+            .find(|l| l.num == log)
+            .ok_or(Error::NoSuchLog(log))?;
+        Ok(LogicalReader::new(found, self.dirs.clone())
+            .with_sequencing(self.sequencing())
+            .strict_tail(false))
+    }
+
+    /// Records that `log` is archived; deletes its files durably if it is
+    /// obsolete.
+    pub(crate) fn mark_archived(&self, log: LogNum) -> Result<()> {
+        let obsolete = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Err(Error::Closed("the manager"));
+            }
+            if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
+                live.archived = true;
+                None
+            } else {
+                st.awaiting
+                    .iter()
+                    .position(|l| l.num == log)
+                    .map(|i| st.awaiting.remove(i))
+            }
+        };
+        let deleted = match &obsolete {
+            Some(gone) => self.delete_archived(gone),
+            None => Ok(()),
+        };
+        if let (Err(_), Some(gone)) = (&deleted, obsolete) {
+            // Offered again: its files are still (partly) there.
+            let mut st = self.state.lock();
+            st.awaiting.push(gone);
+            st.awaiting.sort_by_key(|l| l.num);
+        }
+        self.note_backlog();
+        deleted
+    }
+
+    /// Deletes the files of an archived obsolete log, while the directory
+    /// locks are still held.
+    fn delete_archived(&self, gone: &LogicalLog) -> Result<()> {
+        let locks = self.locks.lock();
+        if locks.is_empty() {
+            return Err(Error::Closed("the manager"));
+        }
+        let files: Vec<(DirId, PathBuf)> = gone
+            .segments
+            .iter()
+            .map(|s| (s.dir, s.path.clone()))
+            .collect();
+        delete_files(&self.dirs, &files, "archived obsolete log file deleted")?;
+        drop(locks);
+        tracing::debug!(log = %gone.num, "obsolete log archived; its files are deleted");
+        Ok(())
+    }
+
+    /// Logs the backlog crossing `archive.backlog_bytes_max`, either way.
+    fn note_backlog(&self) {
+        let Some(archive) = &self.config.archive else {
+            return;
+        };
+        let max = archive.backlog_bytes_max.0;
+        let (logs, bytes, oldest, crossed) = {
+            let mut st = self.state.lock();
+            let (logs, bytes) = backlog(&st);
+            let full = bytes > max;
+            let crossed = (full != st.backlog_full).then_some(full);
+            st.backlog_full = full;
+            let oldest = st
+                .logs
+                .iter()
+                .filter(|l| l.closed && !l.archived)
+                .map(|l| l.log.num)
+                .chain(st.awaiting.iter().map(|l| l.num))
+                .min();
+            (logs, bytes, oldest, crossed)
+        };
+        match crossed {
+            Some(true) => tracing::error!(
+                logs,
+                bytes,
+                backlog_bytes_max = max,
+                oldest = ?oldest.map(|l| l.0),
+                url = %archive.url,
+                "archive backlog over archive.backlog_bytes_max: closed logs are not reaching the archive; every one is kept locally until it is archived (none is deleted), so the WAL's directories grow"
+            ),
+            Some(false) => tracing::info!(
+                logs,
+                bytes,
+                backlog_bytes_max = max,
+                "archive backlog back under archive.backlog_bytes_max"
+            ),
+            None => {}
+        }
+    }
+}
+
+/// The archive's backlog: closed logs not yet archived, live or obsolete,
+/// and their bytes.
+fn backlog(st: &CoreState) -> (usize, u64) {
+    let live = st.logs.iter().filter(|l| l.closed && !l.archived);
+    let (mut logs, mut bytes) = (0, 0);
+    for log in live.map(|l| &l.log).chain(st.awaiting.iter()) {
+        logs += 1;
+        bytes += log.size();
+    }
+    (logs, bytes)
 }
 
 /// Finds the files a previous run left in the recycler: keeps up to `limit`

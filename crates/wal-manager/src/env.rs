@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wal_fs::{Fs, OsFs};
 
+use crate::archive::LogArchive;
 use crate::clock::{Clock, SystemClock};
 
 /// How the failover manager's monitor and prober run.
@@ -31,6 +32,11 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     /// How the monitor and the prober run.
     pub driver: Driver,
+    /// The archive that uploads closed logs, when `[archive]` is
+    /// configured (the `wal-archive` crate's archiver; tests use their
+    /// own). A manager with `[archive]` configured and no archive here
+    /// deletes no log: they wait for a manager opened with one.
+    pub archive: Option<Arc<dyn LogArchive>>,
 }
 
 impl Env {
@@ -50,6 +56,16 @@ impl Env {
             secondary_fs: fs,
             clock: Arc::new(SystemClock::new()),
             driver: Driver::Background,
+            archive: None,
+        }
+    }
+
+    /// This environment with `archive` attached.
+    #[must_use]
+    pub fn with_archive(self, archive: Arc<dyn LogArchive>) -> Env {
+        Env {
+            archive: Some(archive),
+            ..self
         }
     }
 }

@@ -8,6 +8,9 @@
 //!   both directories, each record exactly once, in LSN order.
 //! * [`Wal`]: the log most users want: open it, append, read by LSN,
 //!   truncate, checkpoint, replay; it rotates logs by itself.
+//! * [`LogArchive`]: the hook an archive of closed logs (the `wal-archive`
+//!   crate) plugs into: it hears of every closed log, and no log is
+//!   deleted before it says the log is archived.
 //! * [`FailoverManager`]: watches the latency of every write and sync on the
 //!   current directory and moves the log to the other directory when it is
 //!   slow or failing (rules: [`failover::monitor`]).
@@ -18,6 +21,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod archive;
 mod clock;
 mod config;
 mod core;
@@ -40,10 +44,11 @@ mod stats;
 mod types;
 mod wal;
 
+pub use archive::{ArchiveHandle, LogArchive, PendingLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize, LogConfig, SyncPolicy,
-    WalConfig, WriterConfig,
+    ArchiveConfig, Config, DirConfig, FailoverConfig, FormatName, HumanDuration, HumanSize,
+    LogConfig, SyncPolicy, WalConfig, WriterConfig,
 };
 pub use env::{Driver, Env};
 pub use envelope::{BATCH_HEADER_SIZE, BatchHeader, Sequencing, decode_batch_header};
@@ -54,6 +59,6 @@ pub use manager::{Manager, Writer};
 pub use reader::{LogEnd, LogRecord, LogicalReader};
 pub use repair::{RepairAction, RepairReport, repair};
 pub use standalone::{StandaloneManager, StandaloneWriter};
-pub use stats::{FailoverStats, Stats};
+pub use stats::{ArchiveStats, FailoverStats, Stats};
 pub use types::{DirId, LogNum, Lsn, SegmentIndex};
 pub use wal::{Checkpoint, Direction, ReplayError, Wal, WalIter, WalRecord};

@@ -69,6 +69,12 @@ impl Manager {
             origin: "Manager::open".into(),
             message,
         })?;
+        if env.archive.is_some() && config.archive.is_none() {
+            return Err(Error::Config {
+                origin: "Manager::open".into(),
+                message: "an archive is attached (Env::archive) but the configuration has no [archive] table: set archive.url to where it archives".into(),
+            });
+        }
         if config.is_failover() {
             FailoverManager::open(config, &env).map(Manager::Failover)
         } else {

@@ -33,6 +33,10 @@
 //! | `wal_obsolete_files` | gauge | files | obsolete files kept for recycling |
 //! | `wal_obsolete_bytes` | gauge | bytes | their size |
 //! | `wal_next_lsn` | gauge | LSN | the next LSN to be assigned |
+//! | `wal_archive_backlog_logs` | gauge | logs | archive: closed logs not yet archived, live or obsolete (0 without `[archive]`) |
+//! | `wal_archive_backlog_bytes` | gauge | bytes | archive: their size |
+//! | `wal_archive_awaiting_bytes` | gauge | bytes | archive: of those, obsolete logs' files kept only for the archive |
+//! | `wal_archive_backlog_full` | gauge | 0/1 | archive: 1 while the backlog is over `archive.backlog_bytes_max` |
 //!
 //! Summaries are built from the project's log-linear histograms: each
 //! quantile is an upper estimate within 12.5% of the truth.
@@ -70,6 +74,10 @@ pub const NAMES: &[&str] = &[
     "wal_obsolete_files",
     "wal_obsolete_bytes",
     "wal_next_lsn",
+    "wal_archive_backlog_logs",
+    "wal_archive_backlog_bytes",
+    "wal_archive_awaiting_bytes",
+    "wal_archive_backlog_full",
 ];
 
 const QUANTILES: [(&str, f64); 4] = [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999), ("1", 1.0)];
@@ -178,6 +186,26 @@ pub fn describe() {
         "Size of obsolete files kept for recycling."
     );
     describe_gauge!("wal_next_lsn", Unit::Count, "The next LSN to be assigned.");
+    describe_gauge!(
+        "wal_archive_backlog_logs",
+        Unit::Count,
+        "Archive: closed logs not yet archived, live or obsolete."
+    );
+    describe_gauge!(
+        "wal_archive_backlog_bytes",
+        Unit::Bytes,
+        "Archive: size of closed logs not yet archived."
+    );
+    describe_gauge!(
+        "wal_archive_awaiting_bytes",
+        Unit::Bytes,
+        "Archive: size of obsolete logs kept only until they are archived."
+    );
+    describe_gauge!(
+        "wal_archive_backlog_full",
+        Unit::Count,
+        "Archive: 1 while the backlog is over archive.backlog_bytes_max."
+    );
 }
 
 /// Publishes `stats` through the facade (absolute values: call it as often
@@ -201,6 +229,12 @@ pub fn publish(stats: &Stats) {
     gauge!("wal_obsolete_files").set(stats.obsolete_files as f64);
     gauge!("wal_obsolete_bytes").set(stats.obsolete_bytes as f64);
     gauge!("wal_next_lsn").set(stats.next_lsn.0 as f64);
+    // Published without an archive too (as zeros: nothing waits for one).
+    let a = stats.archive.clone().unwrap_or_default();
+    gauge!("wal_archive_backlog_logs").set(a.backlog_logs as f64);
+    gauge!("wal_archive_backlog_bytes").set(a.backlog_bytes as f64);
+    gauge!("wal_archive_awaiting_bytes").set(a.awaiting_bytes as f64);
+    gauge!("wal_archive_backlog_full").set(if a.backlog_full { 1.0 } else { 0.0 });
     if let Some(f) = &stats.failover {
         gauge!("wal_queue_records").set(f.queued_records as f64);
         gauge!("wal_queue_bytes").set(f.queued_bytes as f64);

@@ -29,9 +29,9 @@ impl StandaloneManager {
     /// # Errors
     /// As [`crate::Manager::open_with`].
     pub(crate) fn open(config: &Config, env: &Env) -> Result<StandaloneManager> {
-        Ok(StandaloneManager {
-            core: Arc::new(Core::open(config, env)?),
-        })
+        let core = Arc::new(Core::open(config, env)?);
+        core.attach_archive();
+        Ok(StandaloneManager { core })
     }
 
     pub(crate) fn core(&self) -> &Core {

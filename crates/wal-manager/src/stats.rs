@@ -30,6 +30,23 @@ pub struct Stats {
     pub totals: LogWriterMetrics,
     /// Failover figures (failover manager only).
     pub failover: Option<FailoverStats>,
+    /// Archive figures (only with `[archive]` configured).
+    pub archive: Option<ArchiveStats>,
+}
+
+/// The archive's backlog, as the manager sees it (see [`crate::archive`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveStats {
+    /// Closed logs not yet archived, live or obsolete.
+    pub backlog_logs: usize,
+    /// Their bytes.
+    pub backlog_bytes: u64,
+    /// Of those, the obsolete ones: files kept only for the archive.
+    pub awaiting_logs: usize,
+    /// Their bytes.
+    pub awaiting_bytes: u64,
+    /// `backlog_bytes` is over `archive.backlog_bytes_max`.
+    pub backlog_full: bool,
 }
 
 /// Failover figures.

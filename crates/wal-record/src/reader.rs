@@ -268,7 +268,7 @@ impl<R: Read> LogReader<R> {
     }
 
     /// A reader whose first record starts at `offset`, which must be the
-    /// offset of a record (from [`Record::offset`] or [`Record::end`]). `src`
+    /// offset of a record (from [`ReadRecord::offset`] or [`ReadRecord::end`]). `src`
     /// must yield the file's bytes from `offset - offset % BLOCK_SIZE`.
     pub fn starting_at(src: R, log_num: u32, offset: u64) -> LogReader<R> {
         let in_block = (offset % BLOCK_SIZE as u64) as usize;

@@ -55,6 +55,7 @@ impl Disk {
             secondary_fs: Arc::clone(&self.fs),
             clock: Arc::new(ManualClock::new()),
             driver: Driver::Manual,
+            archive: None,
         }
     }
 
@@ -163,6 +164,7 @@ impl Harness {
             secondary_fs: Arc::clone(&self.disk.fs),
             clock: Arc::new(self.clock.clone()),
             driver: Driver::Manual,
+            archive: None,
         };
         self.manager = Some(Manager::open_with(&self.config, env)?);
         let sampling = self.config.failover.unhealthy_sampling_interval.0;

@@ -40,6 +40,7 @@ pub fn mem_env(mem: &MemFs) -> Env {
         secondary_fs: Arc::new(mem.clone()),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     }
 }
 

@@ -200,6 +200,7 @@ pub(crate) fn write_failover_with_duplicates(primary: &Path, secondary: &Path) {
         secondary_fs: fs,
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     let manager = Manager::open_with(&Config::failover(primary, secondary), env).unwrap();
     let Manager::Failover(failover) = &manager else {

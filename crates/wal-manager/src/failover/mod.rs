@@ -129,6 +129,7 @@ impl FailoverManager {
     pub(crate) fn open(config: &Config, env: &Env) -> Result<FailoverManager> {
         let core = Arc::new(Core::open(config, env)?);
         check_identity(&core)?;
+        core.attach_archive();
         let f = &config.failover;
         let prober = Arc::new(Prober::new(
             core.dirs.primary.clone(),

@@ -134,6 +134,7 @@ fn lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted() {
         secondary_fs: Arc::new(mem.clone()),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     let mut config = Config::standalone(PRIMARY);
     config.writer.recycle_logs_max = 0;
@@ -158,6 +159,7 @@ fn lsns_never_go_back_when_only_the_newer_obsolete_logs_were_deleted() {
         secondary_fs: Arc::new(image.clone()),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     assert!(
         image
@@ -196,6 +198,7 @@ fn an_interrupted_deletion_never_leaves_an_unreadable_log() {
         secondary_fs: Arc::clone(&disk.fs),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     let config = Config::failover(PRIMARY, SECONDARY);
     let manager = Manager::open_with(&config, env(&disk)).unwrap();
@@ -418,6 +421,7 @@ impl World {
             secondary_fs: Arc::clone(&self.disk.fs),
             clock: Arc::new(self.clock.clone()),
             driver: Driver::Manual,
+            archive: None,
         }
     }
 
@@ -1022,6 +1026,7 @@ fn concurrent_env(disk: &Disk) -> Env {
         secondary_fs: Arc::clone(&disk.fs),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn env(disk: &Disk) -> Env {
         secondary_fs: Arc::clone(&disk.fs),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     }
 }
 

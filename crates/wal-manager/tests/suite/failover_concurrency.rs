@@ -28,6 +28,7 @@ fn run(seed: u64) {
         secondary_fs: Arc::clone(&disk.fs),
         clock: Arc::new(ManualClock::new()),
         driver: Driver::Manual,
+        archive: None,
     };
     let manager = Arc::new(Manager::open_with(&config, env.clone()).unwrap());
     let Manager::Failover(_) = &*manager else {

@@ -4,6 +4,7 @@
 //! table says what each proves. Run one with
 //! `cargo test -p wal-manager --test suite <module>::`.
 
+mod archive_hook;
 mod concurrency_model;
 mod crash_recovery;
 mod embedding;
