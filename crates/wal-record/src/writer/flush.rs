@@ -5,7 +5,7 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -19,6 +19,8 @@ pub(super) const PREPARE_EVERY: u64 = 256 << 10;
 /// ... and once at this sync, so that a log synced often gets its space
 /// prepared early (`OsFs` fills from a file's 4th sync on).
 pub(super) const PREPARE_FIRST_AT_SYNC: u64 = 8;
+/// The longest `sync_linger` hold.
+const SYNC_LINGER_MAX: Duration = Duration::from_millis(2);
 
 /// The result of one round of flush-thread I/O.
 struct Flushed {
@@ -58,10 +60,13 @@ impl State {
                 self.synced = f.end;
                 shared.synced_pub.store(f.end, Ordering::Release);
                 self.syncs += 1;
-                shared
-                    .sync_group_records
-                    .record(f.records_at_end - self.records_synced);
+                let group = f.records_at_end - self.records_synced;
+                shared.sync_group_records.record(group);
                 self.records_synced = f.records_at_end;
+                if shared.fixed.sync_linger && group > 1 {
+                    let hold = (self.last_sync / 4).min(SYNC_LINGER_MAX);
+                    self.sync_linger = Some((now + hold, self.records + group));
+                }
                 let min = shared.fixed.min_sync_interval;
                 if !min.is_zero() {
                     self.sync_gate = Some(now + min);
@@ -209,7 +214,15 @@ pub(super) fn flush_loop<F: LogFile>(shared: &Shared, io: &Mutex<Option<F>>) {
             shared.progress.notify_all();
             continue;
         }
-        let gate_open = st.closing || st.sync_gate.is_none_or(|t| now >= t);
+        // A sync linger ends at its deadline or once the released
+        // appenders are back.
+        let lingering = st
+            .sync_linger
+            .is_some_and(|(until, target)| now < until && st.records < target);
+        if !lingering {
+            st.sync_linger = None;
+        }
+        let gate_open = st.closing || (st.sync_gate.is_none_or(|t| now >= t) && !lingering);
         let sync_pending = st.sync_wanted > st.synced;
         let sync_due = sync_pending && gate_open;
         let write_due = !st.buf.is_empty()
@@ -222,7 +235,11 @@ pub(super) fn flush_loop<F: LogFile>(shared: &Shared, io: &Mutex<Option<F>>) {
                 break;
             }
             st.flusher_idle = true;
-            match st.sync_gate {
+            let gate = match (st.sync_gate, st.sync_linger) {
+                (Some(a), Some((b, _))) => Some(a.max(b)),
+                (a, b) => a.or(b.map(|l| l.0)),
+            };
+            match gate {
                 Some(t) if sync_pending => {
                     shared.work.wait_until(&mut st, t);
                 }

@@ -116,6 +116,7 @@ struct Fixed {
     pending_bytes_max: usize,
     record_size_max: usize,
     on_sync: Option<SyncCallback>,
+    sync_linger: bool,
 }
 
 // The flags are independent facts about the writer's life; an enum would
@@ -191,6 +192,9 @@ struct State {
     flusher_done: bool,
     /// No sync may start before this instant (min sync interval).
     sync_gate: Option<Instant>,
+    /// With `sync_linger`: no sync starts before this instant unless the
+    /// record count reaches the target (see `LogWriterOptions::sync_linger`).
+    sync_linger: Option<(Instant, u64)>,
     /// The sticky error.
     error: Option<Error>,
     /// The error from closing the file, if any.
@@ -285,6 +289,7 @@ impl<F: LogFile> LogWriter<F> {
                 pending_bytes_max: options.pending_bytes_max,
                 record_size_max: options.record_size_max,
                 on_sync: options.on_sync,
+                sync_linger: options.sync_linger,
             },
             state: Mutex::new(State {
                 offset: 0,
@@ -311,6 +316,7 @@ impl<F: LogFile> LogWriter<F> {
                 flusher_idle: false,
                 flusher_done: false,
                 sync_gate: None,
+                sync_linger: None,
                 error: None,
                 close_error: None,
                 bytes_written: 0,

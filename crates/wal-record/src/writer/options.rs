@@ -48,6 +48,16 @@ pub struct LogWriterOptions {
     pub record_size_max: usize,
     /// Called on the flush thread after every sync and on the first error.
     pub on_sync: Option<SyncCallback>,
+    /// After a sync that covered several records, the flush thread holds
+    /// the next sync until as many records have been appended again, for
+    /// at most a quarter of that sync's time (and 2 ms): the appenders the
+    /// sync released get back in time to share the next one instead of
+    /// waiting for two. For writers whose waiters wait outside the writer
+    /// (through `on_sync`); waiters of [`LogWriter::wait_synced`] linger
+    /// on their own. Default: off.
+    ///
+    /// [`LogWriter::wait_synced`]: super::LogWriter::wait_synced
+    pub sync_linger: bool,
 }
 
 impl Default for LogWriterOptions {
@@ -59,6 +69,7 @@ impl Default for LogWriterOptions {
             pending_bytes_max: PENDING_BYTES_MAX_DEFAULT,
             record_size_max: 256 << 20,
             on_sync: None,
+            sync_linger: false,
         }
     }
 }
@@ -72,6 +83,7 @@ impl std::fmt::Debug for LogWriterOptions {
             .field("pending_bytes_max", &self.pending_bytes_max)
             .field("record_size_max", &self.record_size_max)
             .field("on_sync", &self.on_sync.is_some())
+            .field("sync_linger", &self.sync_linger)
             .finish()
     }
 }
