@@ -259,12 +259,27 @@ pub struct FailoverConfig {
     /// After a failback, `Manager::elevate_write_stall_threshold` stays true
     /// this long.
     pub elevated_write_stall_threshold_lag: HumanDuration,
-    /// Most segments one log may have; a switch beyond is refused
-    /// ("exceeded switching limit").
+    /// Most segments one log may have, standbys included; a latency,
+    /// failback or forced switch beyond is refused ("exceeded switching
+    /// limit"). A switch away from a failed directory may go beyond it: a
+    /// writer must not fail while the other directory takes its records.
     pub segments_per_log_max: u32,
     /// Most bytes of not-yet-durable records the failover writer keeps for
     /// replay; appenders wait beyond it. Half of it triggers a sync.
     pub queue_bytes_max: HumanSize,
+    /// Keep a standby segment open in the secondary while appends go to
+    /// the primary, so that a switch or a hedge never waits for a file to
+    /// be created. An unused standby is removed when its log closes.
+    pub standby: bool,
+    /// Hedge: when a wait for durability passes the hedge deadline, write
+    /// and sync the records not yet durable into the standby too, and
+    /// acknowledge them from whichever copy is durable first. Needs
+    /// `standby`.
+    pub hedge: bool,
+    /// The least hedge deadline. The deadline is four times the current
+    /// directory's recent p99 operation latency, at least this, at most
+    /// half of `unhealthy_op_latency_threshold`.
+    pub hedge_latency_min: HumanDuration,
 }
 
 impl Default for FailoverConfig {
@@ -280,6 +295,9 @@ impl Default for FailoverConfig {
             elevated_write_stall_threshold_lag: HumanDuration::millis(60_000),
             segments_per_log_max: 10,
             queue_bytes_max: HumanSize(256 << 20),
+            standby: true,
+            hedge: true,
+            hedge_latency_min: HumanDuration::millis(5),
         }
     }
 }
@@ -718,6 +736,7 @@ impl Config {
                 f.probe_size
             ));
         }
+        validate_hedging(f)?;
         if f.queue_bytes_max.0 < 1 << 20 {
             return Err(format!(
                 "failover.queue_bytes_max = \"{}\": must be at least 1MiB",
@@ -866,6 +885,26 @@ fn resolve_dir(path: &Path) -> PathBuf {
     out
 }
 
+/// The standby and hedging keys, checked against each other and the
+/// threshold.
+fn validate_hedging(f: &FailoverConfig) -> std::result::Result<(), String> {
+    if f.hedge && !f.standby {
+        return Err(
+            "failover.hedge = true needs failover.standby = true: a hedge writes into the standby segment"
+                .to_owned(),
+        );
+    }
+    if f.hedge_latency_min.0.is_zero()
+        || f.hedge_latency_min.0 > f.unhealthy_op_latency_threshold.0 / 2
+    {
+        return Err(format!(
+            "failover.hedge_latency_min = \"{}\": must be greater than zero and at most half of failover.unhealthy_op_latency_threshold = \"{}\"",
+            f.hedge_latency_min, f.unhealthy_op_latency_threshold
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,6 +954,27 @@ mod tests {
         assert_eq!(HumanDuration::millis(1500).to_string(), "1500ms");
         assert_eq!(HumanDuration::millis(15_000).to_string(), "15s");
         assert_eq!(HumanSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn hedging_settings_are_checked_against_each_other() {
+        let base = "[primary]\ndir = \"a\"\n[secondary]\ndir = \"b\"\n[failover]\n";
+        let e = err(&format!("{base}standby = false\n"));
+        assert!(
+            e.contains("failover.hedge = true needs failover.standby = true"),
+            "{e}"
+        );
+        assert!(parse(&format!("{base}standby = false\nhedge = false\n")).is_ok());
+        let e = err(&format!("{base}hedge_latency_min = \"60ms\"\n"));
+        assert!(e.contains("failover.hedge_latency_min = \"60ms\""), "{e}");
+        assert!(e.contains("at most half"), "{e}");
+        let e = err(&format!("{base}hedge_latency_min = \"0s\"\n"));
+        assert!(e.contains("greater than zero"), "{e}");
+        let c = parse(&format!(
+            "{base}unhealthy_op_latency_threshold = \"200ms\"\nhedge_latency_min = \"60ms\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.failover.hedge_latency_min, HumanDuration::millis(60));
     }
 
     #[test]

@@ -22,6 +22,9 @@
 //! | `wal_queue_records` | gauge | records | failover: records kept for replay until durable |
 //! | `wal_queue_bytes` | gauge | bytes | failover: their bytes |
 //! | `wal_replayed_records_total` | counter | records | failover: records replayed into a new segment after a switch |
+//! | `wal_hedges_total` | counter | hedges | failover: hedges into the standby segment |
+//! | `wal_standby_bytes_total` | counter | bytes | failover: record bytes hedges wrote into standby segments |
+//! | `wal_stranded` | gauge | 0/1 | failover: 1 while appenders wait on a slow directory because the other one's probes fail |
 //! | `wal_dir_switches_total` | counter | switches | failover: directory switches (failovers and failbacks) |
 //! | `wal_dir_seconds_total{dir}` | counter | seconds | failover: time writing to `dir` = `primary` or `secondary` |
 //! | `wal_current_dir{dir}` | gauge | 0/1 | failover: 1 for the directory written now |
@@ -63,6 +66,9 @@ pub const NAMES: &[&str] = &[
     "wal_queue_records",
     "wal_queue_bytes",
     "wal_replayed_records_total",
+    "wal_hedges_total",
+    "wal_standby_bytes_total",
+    "wal_stranded",
     "wal_dir_switches_total",
     "wal_dir_seconds_total",
     "wal_current_dir",
@@ -146,6 +152,21 @@ pub fn describe() {
         "wal_replayed_records_total",
         Unit::Count,
         "Failover: records replayed into a new segment after a switch."
+    );
+    describe_counter!(
+        "wal_hedges_total",
+        Unit::Count,
+        "Failover: hedges into the standby segment."
+    );
+    describe_counter!(
+        "wal_standby_bytes_total",
+        Unit::Bytes,
+        "Failover: record bytes hedges wrote into standby segments."
+    );
+    describe_gauge!(
+        "wal_stranded",
+        Unit::Count,
+        "Failover: 1 while appenders wait on a slow directory because the other one's probes fail."
     );
     describe_counter!(
         "wal_dir_switches_total",
@@ -239,6 +260,9 @@ pub fn publish(stats: &Stats) {
         gauge!("wal_queue_records").set(f.queued_records as f64);
         gauge!("wal_queue_bytes").set(f.queued_bytes as f64);
         counter!("wal_replayed_records_total").absolute(f.replayed_records);
+        counter!("wal_hedges_total").absolute(f.hedges);
+        counter!("wal_standby_bytes_total").absolute(f.standby_bytes);
+        gauge!("wal_stranded").set(if f.stranded { 1.0 } else { 0.0 });
         counter!("wal_dir_switches_total").absolute(f.switches);
         for (dir, time) in [
             (DirId::Primary, f.primary_time),

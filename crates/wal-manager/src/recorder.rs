@@ -3,20 +3,97 @@
 //! Every operation on a segment (create, directory sync, write, sync) runs
 //! through a [`Recorder`], which stores the operation's start time (from the
 //! injected clock) in an atomic while it runs and remembers the first error.
-//! The monitor reads "how long has the current operation been running" and
-//! "has anything failed" without taking any lock the writer holds, so a
+//! The monitor reads "since when has the current operation been running"
+//! and "has anything failed" without taking any lock the writer holds, so a
 //! stuck write can never stall the monitor (Pebble's
 //! `latencyAndErrorRecorder`).
+//!
+//! Each finished operation's latency also goes into its directory's
+//! [`LatencyWindow`], from which the monitor derives how long an operation
+//! may run before it hedges; and each start pokes the monitor's
+//! [`MonitorWake`] when the monitor sleeps idle, so that it can set a
+//! deadline for it.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use wal_record::LogFile;
 
 use crate::clock::Clock;
+
+/// Operation latencies kept per directory.
+const WINDOW_LEN: usize = 256;
+
+/// The latencies of the last operations on one directory.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyWindow {
+    // INVARIANT: at most WINDOW_LEN entries, oldest first.
+    latencies: Mutex<VecDeque<Duration>>,
+}
+
+impl LatencyWindow {
+    fn record(&self, d: Duration) {
+        let mut w = self.latencies.lock();
+        if w.len() == WINDOW_LEN {
+            w.pop_front();
+        }
+        w.push_back(d);
+    }
+
+    /// The 99th percentile of the recent latencies; zero with none.
+    pub(crate) fn p99(&self) -> Duration {
+        let mut v: Vec<Duration> = self.latencies.lock().iter().copied().collect();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = (v.len() * 99 / 100).min(v.len() - 1);
+        *v.select_nth_unstable(i).1
+    }
+}
+
+/// How the failover monitor's thread is woken before its deadline: by an
+/// operation starting, or a waiter starting to wait, while it sleeps idle
+/// (with nothing to time). While it times something it is never poked:
+/// the poke is then one atomic load.
+#[derive(Debug, Default)]
+pub(crate) struct MonitorWake {
+    idle: AtomicBool,
+    poked: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl MonitorWake {
+    /// Wakes the monitor if it sleeps idle.
+    pub(crate) fn poke(&self) {
+        if self.idle.load(Ordering::Acquire) {
+            self.poke_now();
+        }
+    }
+
+    /// Wakes the monitor whatever it does (to stop it, or to look again).
+    pub(crate) fn poke_now(&self) {
+        *self.poked.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// Sleeps up to `timeout` (real time), or until poked; `idle` says the
+    /// monitor has nothing to time, so that starts poke it.
+    pub(crate) fn sleep(&self, timeout: Duration, idle: bool) {
+        let mut poked = self.poked.lock();
+        if idle {
+            self.idle.store(true, Ordering::Release);
+        }
+        if !*poked {
+            self.cv.wait_for(&mut poked, timeout);
+        }
+        *poked = false;
+        self.idle.store(false, Ordering::Release);
+    }
+}
 
 /// Records the ongoing operation's start and the first error of one segment.
 #[derive(Debug)]
@@ -26,15 +103,25 @@ pub(crate) struct Recorder {
     op_start: AtomicU64,
     /// The first error, as text (errors are sticky).
     error: Mutex<Option<String>>,
+    /// The latencies of the directory this segment is in.
+    window: Arc<LatencyWindow>,
+    wake: Arc<MonitorWake>,
 }
 
 impl Recorder {
-    /// A recorder reading time from `clock`.
-    pub(crate) fn new(clock: Arc<dyn Clock>) -> Recorder {
+    /// A recorder reading time from `clock`, adding latencies to `window`,
+    /// poking `wake` when an operation starts.
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        window: Arc<LatencyWindow>,
+        wake: Arc<MonitorWake>,
+    ) -> Recorder {
         Recorder {
             clock,
             op_start: AtomicU64::new(0),
             error: Mutex::new(None),
+            window,
+            wake,
         }
     }
 
@@ -42,15 +129,32 @@ impl Recorder {
         u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Runs `op`, recording its start while it runs and its error if it
-    /// fails.
+    /// Runs `op`, recording its start while it runs, its latency, and its
+    /// error if it fails.
     pub(crate) fn time<T, E: std::fmt::Display>(
         &self,
         op: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        self.op_start.store(self.now_nanos() + 1, Ordering::Release);
+        let start = self.now_nanos();
+        self.op_start.store(start + 1, Ordering::Release);
+        self.wake.poke();
         let r = op();
         self.op_start.store(0, Ordering::Release);
+        self.window
+            .record(Duration::from_nanos(self.now_nanos().saturating_sub(start)));
+        if let Err(e) = &r {
+            self.fail(e.to_string());
+        }
+        r
+    }
+
+    /// Runs `op` without timing it (work the monitor must not take for a
+    /// slow disk, such as preparing space ahead); records its error.
+    pub(crate) fn untimed<T, E: std::fmt::Display>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let r = op();
         if let Err(e) = &r {
             self.fail(e.to_string());
         }
@@ -65,22 +169,26 @@ impl Recorder {
         }
     }
 
+    /// The first error, if any.
+    pub(crate) fn error(&self) -> Option<String> {
+        self.error.lock().clone()
+    }
+
+    /// Whether any operation failed.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.error.lock().is_some()
+    }
+
+    /// When the current operation started (clock time); `None` when idle.
+    pub(crate) fn op_started_at(&self) -> Option<Duration> {
+        let start = self.op_start.load(Ordering::Acquire);
+        (start != 0).then(|| Duration::from_nanos(start - 1))
+    }
+
     /// How long the current operation has been running; `None` when idle.
     pub(crate) fn running_for(&self) -> Option<Duration> {
         let start = self.op_start.load(Ordering::Acquire);
         (start != 0).then(|| Duration::from_nanos(self.now_nanos().saturating_sub(start - 1)))
-    }
-
-    /// How long the current operation has been running (zero when idle), and
-    /// the first error, if any.
-    pub(crate) fn ongoing_latency_or_error(&self) -> (Duration, Option<String>) {
-        let start = self.op_start.load(Ordering::Acquire);
-        let latency = if start == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.now_nanos().saturating_sub(start - 1))
-        };
-        (latency, self.error.lock().clone())
     }
 }
 
@@ -114,11 +222,15 @@ impl LogFile for RecordedFile {
         self.recorder.time(|| file.sync_data()).map_err(to_io)
     }
 
-    /// Timed like a write: a disk that stalls while the space ahead is
-    /// prepared must be noticed by the monitor too.
+    /// Not timed: preparing space ahead writes far more than a commit
+    /// does, and on a slow but healthy disk would read as a stall. A disk
+    /// that stalls while preparing holds up the next write or sync, whose
+    /// waiters the monitor sees waiting.
     fn prepare_ahead(&mut self) -> io::Result<()> {
         let file = &mut self.file;
-        self.recorder.time(|| file.prepare_ahead()).map_err(to_io)
+        self.recorder
+            .untimed(|| file.prepare_ahead())
+            .map_err(to_io)
     }
 
     fn close(self) -> io::Result<()> {
@@ -156,8 +268,13 @@ mod tests {
     #[test]
     fn the_recorder_reports_the_running_operations_age_and_the_first_error() {
         let clock = ManualClock::new();
-        let r = Arc::new(Recorder::new(Arc::new(clock.clone())));
-        assert_eq!(r.ongoing_latency_or_error(), (Duration::ZERO, None));
+        let window = Arc::new(LatencyWindow::default());
+        let r = Arc::new(Recorder::new(
+            Arc::new(clock.clone()),
+            Arc::clone(&window),
+            Arc::new(MonitorWake::default()),
+        ));
+        assert_eq!((r.running_for(), r.error()), (None, None));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let r2 = Arc::clone(&r);
@@ -171,19 +288,37 @@ mod tests {
         started_rx.recv().unwrap();
         clock.advance(Duration::from_millis(150));
         assert_eq!(
-            r.ongoing_latency_or_error(),
-            (Duration::from_millis(150), None)
+            (r.running_for(), r.error()),
+            (Some(Duration::from_millis(150)), None)
         );
         tx.send(()).unwrap();
         assert!(h.join().unwrap().is_err());
         assert_eq!(
-            r.ongoing_latency_or_error(),
-            (Duration::ZERO, Some("disk on fire".to_owned()))
+            (r.running_for(), r.error()),
+            (None, Some("disk on fire".to_owned()))
         );
+        assert_eq!(window.p99(), Duration::from_millis(150), "latency kept");
         let _ = r.time(|| Err::<(), _>("second"));
-        assert_eq!(
-            r.ongoing_latency_or_error().1.as_deref(),
-            Some("disk on fire")
-        );
+        assert_eq!(r.error().as_deref(), Some("disk on fire"));
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_window_keeps_the_last_latencies_and_reports_their_99th_percentile() {
+        let w = LatencyWindow::default();
+        assert_eq!(w.p99(), Duration::ZERO);
+        for i in 0..1000u64 {
+            w.record(Duration::from_micros(if i % 50 == 0 { 5000 } else { 100 }));
+        }
+        // 256 kept: 5 of them slow (2%), at the top.
+        assert_eq!(w.p99(), Duration::from_millis(5));
+        for _ in 0..WINDOW_LEN {
+            w.record(Duration::from_micros(100));
+        }
+        assert_eq!(w.p99(), Duration::from_micros(100), "the old ones aged out");
     }
 }

@@ -72,4 +72,13 @@ pub struct FailoverStats {
     /// Records replayed into a new segment after a switch, over every log
     /// since the manager opened (each replayed record is written twice).
     pub replayed_records: u64,
+    /// Hedges into a standby segment since the manager opened.
+    pub hedges: u64,
+    /// Bytes of records hedges wrote into standby segments (each also
+    /// written to the current segment).
+    pub standby_bytes: u64,
+    /// Whether the open log is stranded: its directory is slow or stalled
+    /// and the other one's probes fail, so appenders wait rather than
+    /// switch back to it.
+    pub stranded: bool,
 }

@@ -1,9 +1,22 @@
 //! The failover manager: a primary and a secondary directory, a monitor that
 //! moves the log between them, and a prober that tells when the primary is
-//! healthy again. The rules are in [`monitor`]; the writer in [`writer`].
+//! healthy again. The rules are in [`monitor`]; the writer in [`writer`],
+//! its segments, the standby and hedging in `segments`.
+//!
+//! # The monitor's thread
+//!
+//! The monitor does not sample on a fixed tick: each sample returns the
+//! next moment a rule could change its verdict (the current operation
+//! reaching the switch threshold, a wait reaching the hedge deadline), and
+//! the thread sleeps until then, or for `unhealthy_sampling_interval` at
+//! most. With nothing to time (no operation running, nobody waiting) it
+//! sleeps idle, and the next operation or wait wakes it. So an operation
+//! over the threshold by any margin is seen at the threshold, and a wait
+//! at the hedge deadline.
 
 pub mod monitor;
 pub mod prober;
+mod segments;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +26,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use wal_record::Histogram;
+
+use crate::recorder::{LatencyWindow, MonitorWake};
 
 use crate::config::Config;
 use crate::core::Core;
@@ -24,7 +39,8 @@ use crate::types::{DirId, LogNum};
 
 use self::monitor::{Sample, SwitchReason, Verdict, decide};
 use self::prober::{ProbeHandle, Prober};
-use self::writer::{FailoverWriter, Inner as WriterInner};
+use self::segments::dir_pos;
+use self::writer::{FailoverWriter, Inner as WriterInner, MonitorView, WriterEnv};
 
 pub use self::monitor::{SWITCH_RULES, SwitchRule};
 
@@ -83,6 +99,8 @@ struct MonitorState {
     secondary_time: Duration,
     last_accounted: Duration,
     last_failback: Option<Duration>,
+    /// The no-bounce rule holds the log on a slow secondary.
+    stranded: bool,
 }
 
 impl MonitorState {
@@ -101,11 +119,10 @@ struct Shared {
     core: Arc<Core>,
     monitor: Mutex<MonitorState>,
     prober: Arc<Prober>,
-    tasks: Arc<Tasks>,
     enabled: AtomicBool,
-    write_sync_latency: Arc<Histogram>,
-    /// Records replayed into new segments, over every log.
-    replayed_records: Arc<AtomicU64>,
+    /// What every writer shares (tasks, figures, latency windows, the
+    /// monitor's wake-up).
+    env: WriterEnv,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -149,25 +166,28 @@ impl FailoverManager {
                 secondary_time: Duration::ZERO,
                 last_accounted: now,
                 last_failback: None,
+                stranded: false,
             }),
             prober,
-            tasks: Arc::new(Tasks::default()),
             enabled: AtomicBool::new(f.enabled),
-            write_sync_latency: Arc::new(Histogram::new()),
-            replayed_records: Arc::new(AtomicU64::new(0)),
+            env: WriterEnv {
+                tasks: Arc::new(Tasks::default()),
+                write_sync_latency: Arc::new(Histogram::new()),
+                replayed: Arc::new(AtomicU64::new(0)),
+                hedges: Arc::new(AtomicU64::new(0)),
+                hedged_bytes: Arc::new(AtomicU64::new(0)),
+                windows: [
+                    Arc::new(LatencyWindow::default()),
+                    Arc::new(LatencyWindow::default()),
+                ],
+                wake: Arc::new(MonitorWake::default()),
+            },
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
         });
         let mut threads = Vec::new();
         if env.driver == Driver::Background {
-            threads.push(spawn_loop(
-                &shared,
-                "wal-monitor",
-                f.unhealthy_sampling_interval.0,
-                |s| {
-                    tick(s);
-                },
-            )?);
+            threads.push(spawn_monitor(&shared)?);
             threads.push(spawn_loop(
                 &shared,
                 "wal-prober",
@@ -200,9 +220,7 @@ impl FailoverManager {
         let inner = Arc::new(WriterInner::new(
             log,
             Arc::clone(&s.core),
-            Arc::clone(&s.tasks),
-            Arc::clone(&s.write_sync_latency),
-            Arc::clone(&s.replayed_records),
+            s.env.clone(),
             recycled,
         ));
         let dir = {
@@ -211,7 +229,7 @@ impl FailoverManager {
             m.history = LogHistory::default();
             m.dir
         };
-        if let Err(e) = inner.switch_to(dir) {
+        if let Err(e) = inner.start(dir, s.enabled.load(Ordering::Acquire)) {
             s.core.unreserve(log);
             s.monitor.lock().writer = None;
             return Err(e);
@@ -233,9 +251,11 @@ impl FailoverManager {
     }
 
     /// Runs one monitor sample now (for [`Driver::Manual`]; the background
-    /// driver calls this every `unhealthy_sampling_interval`).
-    pub fn tick_monitor(&self) {
-        tick(&self.shared);
+    /// driver's thread does this at every deadline). Returns the next
+    /// moment, by the manager's clock, at which a rule could change its
+    /// verdict (at most `unhealthy_sampling_interval` away).
+    pub fn tick_monitor(&self) -> Duration {
+        tick(&self.shared).0
     }
 
     /// Starts one probe of the primary on its own thread (for
@@ -306,7 +326,7 @@ impl FailoverManager {
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
         let mut stats = s.core.base_stats();
-        let (writer, dir, switches, primary_time, secondary_time) = {
+        let (writer, dir, switches, primary_time, secondary_time, stranded) = {
             let mut m = s.monitor.lock();
             let now = s.core.clock.now();
             m.account(now);
@@ -316,6 +336,7 @@ impl FailoverManager {
                 m.switches,
                 m.primary_time,
                 m.secondary_time,
+                m.stranded,
             )
         };
         let (queued_records, queued_bytes, metrics) =
@@ -327,11 +348,14 @@ impl FailoverManager {
             switches,
             primary_time,
             secondary_time,
-            write_and_sync_latency: s.write_sync_latency.snapshot(),
+            write_and_sync_latency: s.env.write_sync_latency.snapshot(),
             probe_latency: s.prober.latency(),
             queued_records,
             queued_bytes,
-            replayed_records: s.replayed_records.load(Ordering::Relaxed),
+            replayed_records: s.env.replayed.load(Ordering::Relaxed),
+            hedges: s.env.hedges.load(Ordering::Relaxed),
+            standby_bytes: s.env.hedged_bytes.load(Ordering::Relaxed),
+            stranded,
         });
         stats
     }
@@ -353,13 +377,14 @@ impl FailoverManager {
     /// directories), then releases the locks unless a writer is open.
     fn shut_down(&self) {
         self.stop_threads();
-        self.shared.tasks.join_all();
+        self.shared.env.tasks.join_all();
         self.shared.core.release_locks();
     }
 
     fn stop_threads(&self) {
         *self.shared.stop.lock() = true;
         self.shared.stop_cv.notify_all();
+        self.shared.env.wake.poke_now();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
@@ -406,36 +431,153 @@ fn spawn_loop(
         })
 }
 
-/// One monitor sample: apply the switch rules and act.
-fn tick(s: &Shared) {
+/// The monitor's thread: a sample at every deadline the previous one
+/// returned, or idle until an operation or a wait starts.
+fn spawn_monitor(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
+    let weak = Arc::downgrade(shared);
+    let name = "wal-monitor";
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                let Some(s) = weak.upgrade() else { return };
+                if *s.stop.lock() {
+                    return;
+                }
+                let (next, idle) = tick(&s);
+                let wait = next.saturating_sub(s.core.clock.now());
+                let wake = Arc::clone(&s.env.wake);
+                drop(s);
+                wake.sleep(wait, idle);
+            }
+        })
+        .map_err(|source| Error::Spawn {
+            thread: name.to_owned(),
+            source,
+        })
+}
+
+/// How long a wait for durability may last before the monitor hedges, for
+/// a current segment in `dir`: four times the directory's recent p99
+/// operation latency, at least `hedge_latency_min`, at most half the switch
+/// threshold.
+fn hedge_after(s: &Shared, dir: DirId) -> Duration {
+    let cfg = &s.core.config.failover;
+    let p99 = s.env.windows[dir_pos(dir)].p99();
+    (p99 * 4)
+        .max(cfg.hedge_latency_min.0)
+        .min(cfg.unhealthy_op_latency_threshold.0 / 2)
+}
+
+/// The next moment a rule could change its verdict: the current operation
+/// at the threshold (or, once damped, at twice the latency of the last
+/// switch), a wait at the hedge deadline; at most a sampling interval away
+/// (probes, failback).
+fn next_deadline(
+    sample: &Sample,
+    view: &MonitorView,
+    now: Duration,
+    cfg: &crate::config::FailoverConfig,
+) -> Duration {
+    let mut next = now + cfg.unhealthy_sampling_interval.0;
+    let mut consider = |t: Duration| {
+        if t > now {
+            next = next.min(t);
+        }
+    };
+    if let Some(start) = view.op_started_at {
+        // Just over: the rules compare with `>`.
+        let tick = Duration::from_micros(1);
+        consider(start + sample.threshold + tick);
+        if sample.switches >= monitor::UNDAMPED_SWITCHES {
+            consider(start + sample.latency_at_last_switch * 2 + tick);
+        }
+    }
+    if let Some(since) = view.waiting_since {
+        consider(since + sample.hedge_after);
+    }
+    next
+}
+
+/// One monitor sample: apply the rules and act. Returns the next moment
+/// (by the manager's clock) a rule could change its verdict, and whether
+/// there is nothing to time (no operation running, nobody waiting).
+fn tick(s: &Shared) -> (Duration, bool) {
     let cfg = &s.core.config.failover;
     let mut mon = s.monitor.lock();
+    let now = s.core.clock.now();
     let writer = mon.writer.clone();
-    let (latency, error) = writer
+    let view = writer
         .as_ref()
-        .and_then(|w| w.ongoing_latency_or_error())
-        .unwrap_or((Duration::ZERO, None));
-    let (probe_mean, probe_max) = if mon.dir == DirId::Secondary {
+        .and_then(|w| w.monitor_view())
+        .unwrap_or_default();
+    let latency = view
+        .op_started_at
+        .map_or(Duration::ZERO, |t| now.saturating_sub(t));
+    let hedge_after = hedge_after(s, view.dir.unwrap_or(mon.dir));
+    let waiting = view
+        .waiting_since
+        .map_or(Duration::ZERO, |t| now.saturating_sub(t));
+    let on_secondary = mon.dir == DirId::Secondary;
+    let (probe_mean, probe_max) = if on_secondary {
         s.prober.mean_max(cfg.healthy_interval.0)
     } else {
         (prober::FAILED_PROBE_LATENCY, prober::FAILED_PROBE_LATENCY)
     };
+    let threshold = cfg.unhealthy_op_latency_threshold.0;
+    // Evidence, not memory: the newest probe of the primary failed, or one
+    // has been hanging past the threshold. Without either (no probe yet),
+    // the latency rules may send the log back.
+    let primary_suspect = on_secondary
+        && (s.prober.last() == Some(prober::FAILED_PROBE_LATENCY)
+            || s.prober.running_for().is_some_and(|d| d > threshold));
     let sample = Sample {
         failover_enabled: s.enabled.load(Ordering::Acquire),
         dir: mon.dir,
         secondary_errors: mon.history.secondary_errors,
-        writer_failed: error.is_some(),
+        writer_failed: view.error.is_some(),
         latency,
-        threshold: cfg.unhealthy_op_latency_threshold.0,
+        threshold,
         switches: mon.history.switches,
         latency_at_last_switch: mon.history.latency_at_last_switch,
         probe_mean,
         probe_max,
         healthy_threshold: cfg.healthy_probe_latency_threshold.0,
+        primary_suspect,
+        hedge_enabled: cfg.hedge,
+        standby_ready: view.standby_ready,
+        waiting,
+        hedge_after,
     };
     let (row, verdict) = decide(&sample);
+
+    let idle = view.op_started_at.is_none() && view.waiting_since.is_none();
+    let result = (next_deadline(&sample, &view, now, cfg), idle);
+
+    let stranded = row == monitor::NO_BOUNCE_ROW;
+    if stranded != mon.stranded {
+        mon.stranded = stranded;
+        let secondary = s.core.dirs.get(DirId::Secondary).path.display().to_string();
+        if stranded {
+            tracing::warn!(
+                %secondary, latency_ms = latency.as_secs_f64() * 1e3, waiting_ms = waiting.as_secs_f64() * 1e3,
+                "wal appenders wait on the slow secondary: the primary's probes fail, so the log does not switch back"
+            );
+        } else {
+            tracing::info!(%secondary, "wal secondary making progress again");
+        }
+    }
     let reason = match verdict {
-        Verdict::Stay => return,
+        Verdict::Stay => return result,
+        Verdict::Hedge => {
+            if let Some(w) = &writer {
+                if w.hedge(now).is_some() {
+                    // Next hedge, if still no progress, one deadline on.
+                    return (result.0.min(now + hedge_after), false);
+                }
+            }
+            return result;
+        }
         Verdict::FailWriter => {
             if let Some(w) = &writer {
                 let why = if sample.failover_enabled {
@@ -443,9 +585,9 @@ fn tick(s: &Shared) {
                 } else {
                     "no switch: failover is disabled"
                 };
-                w.fail(format!("{}; {why}", error.unwrap_or_default()));
+                w.fail(format!("{}; {why}", view.error.unwrap_or_default()));
             }
-            return;
+            return result;
         }
         Verdict::Switch(reason) => reason,
     };
@@ -456,16 +598,17 @@ fn tick(s: &Shared) {
         writer.as_ref(),
         reason,
         latency,
-        error,
+        view.error,
         Some(row),
     );
+    (now, false)
 }
 
 /// Moves the log to the other directory: updates the monitor, the prober
-/// and the figures, and starts the new segment. `row` is the deciding rule
-/// (for the log line), if a rule decided. As in Pebble, the monitor moves to
-/// the other directory even when the open log refuses the switch (its
-/// segment limit): the next log starts there.
+/// and the figures, and makes the standby (or a new segment) current. `row`
+/// is the deciding rule (for the log line), if a rule decided. As in
+/// Pebble, the monitor moves to the other directory even when the open log
+/// refuses the switch (its segment limit): the next log starts there.
 ///
 /// # Errors
 /// The open log refused the switch.
@@ -481,13 +624,9 @@ fn switch(
     let from = mon.dir;
     let to = from.other();
     match reason {
-        SwitchReason::Error => {
-            if from == DirId::Secondary {
-                mon.history.secondary_errors += 1;
-            }
-        }
+        SwitchReason::Error if from == DirId::Secondary => mon.history.secondary_errors += 1,
         SwitchReason::Latency => mon.history.latency_at_last_switch = latency,
-        SwitchReason::Failback | SwitchReason::Forced => {}
+        SwitchReason::Error | SwitchReason::Failback | SwitchReason::Forced => {}
     }
     mon.history.switches += 1;
     let now = s.core.clock.now();
@@ -508,20 +647,20 @@ fn switch(
         tracing::info!(from = %from_path, to = %to_path, reason = reason.name(), ?rule, "wal directory switch (no open log)");
         return Ok(to);
     };
-    match w.switch_to(to) {
-        Ok((index, path)) => {
+    match w.switch_to(to, reason == SwitchReason::Error) {
+        Ok((index, path, standby)) => {
             // A failover is worth a warning; a failback is good news.
             if reason == SwitchReason::Failback {
                 tracing::info!(
                     log = %w.log(), from = %from_path, to = %to_path, reason = reason.name(),
-                    ?rule, segment = %path.display(), index = index.0,
+                    ?rule, segment = %path.display(), index = index.0, standby,
                     "wal failback to the primary"
                 );
             } else {
                 tracing::warn!(
                     log = %w.log(), from = %from_path, to = %to_path, reason = reason.name(),
                     latency_ms = latency.as_secs_f64() * 1e3, error = ?error, ?rule,
-                    segment = %path.display(), index = index.0,
+                    segment = %path.display(), index = index.0, standby,
                     "wal directory switch"
                 );
             }

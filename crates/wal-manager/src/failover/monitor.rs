@@ -1,10 +1,13 @@
-//! The failover monitor's switch rules (Pebble's `failoverMonitor`), as a
-//! pure function over one sample and as a table.
+//! The failover monitor's rules (Pebble's `failoverMonitor`, plus hedging
+//! and a guard against bouncing back to a failing disk), as a pure
+//! function over one sample and as a table.
 //!
-//! Every `unhealthy_sampling_interval` the monitor samples the current
-//! segment's recorder (how long its current operation has been running, and
-//! whether any operation failed) and, while on the secondary, the prober's
-//! recent probes of the primary. The first matching row decides:
+//! The monitor samples the current segment's recorder (since when its
+//! current operation has been running, and whether any operation failed),
+//! how long someone has waited for durability without progress, and, while
+//! on the secondary, the prober's recent probes of the primary. It samples
+//! at each moment a verdict could change (see the module docs of
+//! [`super`]). The first matching row decides:
 //!
 //! | # | condition | verdict |
 //! |---|---|---|
@@ -13,16 +16,23 @@
 //! | 3 | on the primary, the secondary failed twice for this log, and the writer failed | fail the writer |
 //! | 4 | on the primary, the secondary failed twice for this log | stay (the secondary is probably misconfigured) |
 //! | 5 | the writer failed | switch now (a failed writer is useless) |
-//! | 6 | an operation has run longer than the threshold, and this log switched fewer than 2 times | switch now |
-//! | 7 | an operation has run longer than the threshold, and longer than twice the latency that caused the previous switch | switch now |
-//! | 8 | an operation has run longer than the threshold (otherwise) | stay (damping: avoid flapping between two slow disks) |
-//! | 9 | on the secondary, and the primary's probe mean and max over `healthy_interval` are both below `healthy_probe_latency_threshold` | fail back to the primary |
-//! | 10 | otherwise | stay |
+//! | 6 | on the secondary, the primary is suspect (its last probe failed or has run past the threshold, or it was left for an error and no probe has finished since), and an operation has run longer than the threshold or a wait passed the hedge deadline | stay (no bounce: the log waits for the secondary) |
+//! | 7 | an operation has run longer than the threshold, and this log switched fewer than 2 times | switch now |
+//! | 8 | an operation has run longer than the threshold, and longer than twice the latency that caused the previous switch | switch now |
+//! | 9 | hedging on, the standby is open, and someone has waited for durability past the hedge deadline with no progress | hedge into the standby |
+//! | 10 | an operation has run longer than the threshold (otherwise) | stay (damping: avoid flapping between two slow disks) |
+//! | 11 | on the secondary, and the primary's probe mean and max over `healthy_interval` are both below `healthy_probe_latency_threshold` | fail back to the primary |
+//! | 12 | otherwise | stay |
 //!
 //! Rows 1 and 3 go beyond Pebble, which in those cases leaves waiters
 //! waiting: here a writer that can neither write nor switch fails its
-//! waiters with the reason. The table is [`SWITCH_RULES`]; a test walks
-//! every row with [`decide`].
+//! waiters with the reason. Row 6 goes beyond Pebble, which sends the log
+//! back by latency to a primary that fails every probe, and can then run
+//! out of segments for the error switch that follows; with row 6, and an
+//! error switch allowed past `segments_per_log_max`, a writer fails only
+//! when both directories have failed it. Error switches stay bounded: every
+//! error on the secondary counts, and rows 3 and 4 stop at two. The table
+//! is [`SWITCH_RULES`]; a test walks every row with [`decide`].
 
 use std::time::Duration;
 
@@ -35,6 +45,9 @@ pub const SECONDARY_ERRORS_MAX: u32 = 2;
 pub const UNDAMPED_SWITCHES: u32 = 2;
 
 /// One sample, everything the rules look at.
+// Independent facts about one moment, each read by its own rule: not a
+// state machine in disguise.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     /// Whether failover is enabled.
@@ -59,6 +72,19 @@ pub struct Sample {
     pub probe_max: Duration,
     /// `healthy_probe_latency_threshold`.
     pub healthy_threshold: Duration,
+    /// On the secondary: the primary's last probe failed or has run past
+    /// the threshold, or it was left for an error and no probe has
+    /// finished since.
+    pub primary_suspect: bool,
+    /// `failover.hedge`.
+    pub hedge_enabled: bool,
+    /// Whether a standby segment is open and has not failed.
+    pub standby_ready: bool,
+    /// How long someone has waited for durability with no progress (and
+    /// no hedge) so far; zero when nobody waits.
+    pub waiting: Duration,
+    /// The hedge deadline for the current directory.
+    pub hedge_after: Duration,
 }
 
 /// What the monitor does after a sample.
@@ -68,6 +94,8 @@ pub enum Verdict {
     Stay,
     /// Switch to the other directory.
     Switch(SwitchReason),
+    /// Write the records not yet durable into the standby too, and sync it.
+    Hedge,
     /// Fail the writer: it cannot write and cannot switch.
     FailWriter,
 }
@@ -106,8 +134,11 @@ pub struct SwitchRule {
     pub verdict: Verdict,
 }
 
-/// The switch rules, in order; the first matching row decides.
-pub const SWITCH_RULES: [SwitchRule; 10] = [
+/// The index of the no-bounce row in [`SWITCH_RULES`].
+pub const NO_BOUNCE_ROW: usize = 5;
+
+/// The rules, in order; the first matching row decides.
+pub const SWITCH_RULES: [SwitchRule; 12] = [
     SwitchRule {
         condition: "failover disabled, writer failed",
         verdict: Verdict::FailWriter,
@@ -129,12 +160,20 @@ pub const SWITCH_RULES: [SwitchRule; 10] = [
         verdict: Verdict::Switch(SwitchReason::Error),
     },
     SwitchRule {
+        condition: "on secondary, primary suspect, latency over threshold or wait past the hedge deadline (no bounce)",
+        verdict: Verdict::Stay,
+    },
+    SwitchRule {
         condition: "latency over threshold, fewer than 2 switches",
         verdict: Verdict::Switch(SwitchReason::Latency),
     },
     SwitchRule {
         condition: "latency over threshold and over twice the latency at the previous switch",
         verdict: Verdict::Switch(SwitchReason::Latency),
+    },
+    SwitchRule {
+        condition: "hedging on, standby open, wait past the hedge deadline",
+        verdict: Verdict::Hedge,
     },
     SwitchRule {
         condition: "latency over threshold (damped)",
@@ -155,27 +194,31 @@ pub const SWITCH_RULES: [SwitchRule; 10] = [
 // Row numbers read better as literals than as converted booleans.
 #[allow(clippy::bool_to_int_with_if)]
 pub fn decide(s: &Sample) -> (usize, Verdict) {
+    let slow = s.latency > s.threshold;
+    let hedge_due = s.waiting > Duration::ZERO && s.waiting >= s.hedge_after;
     let row = if !s.failover_enabled {
         if s.writer_failed { 0 } else { 1 }
     } else if s.dir == DirId::Primary && s.secondary_errors >= SECONDARY_ERRORS_MAX {
         if s.writer_failed { 2 } else { 3 }
     } else if s.writer_failed {
         4
-    } else if s.latency > s.threshold {
-        if s.switches < UNDAMPED_SWITCHES {
-            5
-        } else if s.latency > s.latency_at_last_switch * 2 {
-            6
-        } else {
-            7
-        }
+    } else if s.dir == DirId::Secondary && s.primary_suspect && (slow || hedge_due) {
+        NO_BOUNCE_ROW
+    } else if slow && s.switches < UNDAMPED_SWITCHES {
+        6
+    } else if slow && s.latency > s.latency_at_last_switch * 2 {
+        7
+    } else if s.hedge_enabled && s.standby_ready && hedge_due {
+        8
+    } else if slow {
+        9
     } else if s.dir == DirId::Secondary
         && s.probe_mean < s.healthy_threshold
         && s.probe_max < s.healthy_threshold
     {
-        8
+        10
     } else {
-        9
+        11
     };
     (row, SWITCH_RULES[row].verdict)
 }
@@ -199,6 +242,11 @@ mod tests {
             probe_mean: Duration::from_secs(86_400),
             probe_max: Duration::from_secs(86_400),
             healthy_threshold: 25 * MS,
+            primary_suspect: false,
+            hedge_enabled: true,
+            standby_ready: true,
+            waiting: Duration::ZERO,
+            hedge_after: 5 * MS,
         }
     }
 
@@ -231,29 +279,45 @@ mod tests {
                 ..base
             },
             5 => Sample {
+                dir: DirId::Secondary,
+                primary_suspect: true,
+                latency: 150 * MS,
+                waiting: 150 * MS,
+                ..base
+            },
+            6 => Sample {
                 latency: 150 * MS,
                 switches: 1,
                 ..base
             },
-            6 => Sample {
+            7 => Sample {
                 latency: 450 * MS,
                 switches: 2,
                 latency_at_last_switch: 200 * MS,
                 ..base
             },
-            7 => Sample {
+            8 => Sample {
                 latency: 350 * MS,
                 switches: 2,
                 latency_at_last_switch: 200 * MS,
+                waiting: 6 * MS,
                 ..base
             },
-            8 => Sample {
+            9 => Sample {
+                latency: 350 * MS,
+                switches: 2,
+                latency_at_last_switch: 200 * MS,
+                waiting: 6 * MS,
+                standby_ready: false,
+                ..base
+            },
+            10 => Sample {
                 dir: DirId::Secondary,
                 probe_mean: 10 * MS,
                 probe_max: 20 * MS,
                 ..base
             },
-            9 => Sample {
+            11 => Sample {
                 dir: DirId::Secondary,
                 probe_mean: 10 * MS,
                 probe_max: 30 * MS,
@@ -279,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_healthy_primary_stays() {
-        assert_eq!(decide(&healthy_on_primary()), (9, Verdict::Stay));
+        assert_eq!(decide(&healthy_on_primary()), (11, Verdict::Stay));
     }
 
     #[test]
@@ -291,6 +355,54 @@ mod tests {
             ..healthy_on_primary()
         };
         assert_eq!(decide(&s).1, Verdict::Switch(SwitchReason::Error));
+    }
+
+    #[test]
+    fn a_suspect_primary_does_not_stop_an_error_switch_or_matter_on_the_primary() {
+        let on_secondary = Sample {
+            dir: DirId::Secondary,
+            primary_suspect: true,
+            ..healthy_on_primary()
+        };
+        let failed = Sample {
+            writer_failed: true,
+            ..on_secondary
+        };
+        assert_eq!(decide(&failed).1, Verdict::Switch(SwitchReason::Error));
+        let slow_on_primary = Sample {
+            latency: 150 * MS,
+            primary_suspect: true,
+            ..healthy_on_primary()
+        };
+        assert_eq!(
+            decide(&slow_on_primary).1,
+            Verdict::Switch(SwitchReason::Latency)
+        );
+    }
+
+    #[test]
+    fn no_hedge_without_a_standby_or_with_hedging_off_or_before_the_deadline() {
+        let due = Sample {
+            waiting: 5 * MS,
+            ..healthy_on_primary()
+        };
+        assert_eq!(decide(&due).1, Verdict::Hedge, "due at the deadline");
+        for s in [
+            Sample {
+                standby_ready: false,
+                ..due
+            },
+            Sample {
+                hedge_enabled: false,
+                ..due
+            },
+            Sample {
+                waiting: 4 * MS,
+                ..due
+            },
+        ] {
+            assert_eq!(decide(&s).1, Verdict::Stay, "{s:?}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ struct State {
     generation: u64,
     // INVARIANT: history.len() <= PROBE_HISTORY_LEN.
     history: VecDeque<Duration>,
+    /// When the running probe started (clock time), if one runs.
+    running_since: Option<Duration>,
 }
 
 /// Probes the primary directory.
@@ -89,15 +91,17 @@ impl Prober {
     /// Runs one probe if probing is on and records its latency; returns it.
     pub fn probe_once(&self) -> Option<Duration> {
         let generation = {
-            let st = self.state.lock();
+            let mut st = self.state.lock();
             if !st.enabled {
                 return None;
             }
+            st.running_since = Some(self.clock.now());
             st.generation
         };
         let latency = self.probe();
         self.latency.record_duration(latency);
         let mut st = self.state.lock();
+        st.running_since = None;
         if st.enabled && st.generation == generation {
             if st.history.len() == PROBE_HISTORY_LEN as usize {
                 st.history.pop_front();
@@ -129,6 +133,18 @@ impl Prober {
                 FAILED_PROBE_LATENCY
             }
         }
+    }
+
+    /// The latest probe's latency since probing started
+    /// ([`FAILED_PROBE_LATENCY`] if it failed); `None` before the first.
+    pub fn last(&self) -> Option<Duration> {
+        self.state.lock().history.back().copied()
+    }
+
+    /// How long the running probe has been running, if one runs.
+    pub fn running_for(&self) -> Option<Duration> {
+        let since = self.state.lock().running_since?;
+        Some(self.clock.now().saturating_sub(since))
     }
 
     /// Mean and max of the samples covering the last `window`; both

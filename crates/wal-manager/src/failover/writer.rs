@@ -1,5 +1,7 @@
-//! The failover writer: one log written as a sequence of segments, moving to
-//! a new segment (in the other directory) whenever the monitor says so.
+//! The failover writer: one log written as a sequence of segments in two
+//! directories. Appends go to the *current* segment; a *standby* segment
+//! is kept ready in the other directory for hedges and switches (see
+//! [`super::segments`]).
 //!
 //! # Invariants
 //!
@@ -7,18 +9,18 @@
 //!   order; the queue holds a contiguous range of LSNs starting at
 //!   `durable_until`. A record leaves the queue once *any* segment has synced
 //!   it (Pebble: "released once any writer synced it").
-//! * When a new segment's writer is installed, every queued record is
-//!   replayed into it, in LSN order, under the same lock that appenders take,
-//!   before any later record. So segment `k + 1` starts at or before the
-//!   first record that no earlier segment had made durable, which is what
-//!   lets the reader drop duplicates by LSN.
+//! * When a segment becomes current, every queued record it lacks is
+//!   replayed into it, in LSN order, under the same lock that appenders
+//!   take, before any later record. So from the first record not yet
+//!   durable on, it holds every record, which is what lets the reader drop
+//!   duplicates by LSN.
 //! * Segment files are created on their own threads: a switch never waits
 //!   for I/O, so a hung `create` on a stalled disk cannot stall appenders or
 //!   the monitor (which sees the hung create's latency and switches again).
-//! * An old segment's writer is never waited for. It stays open (a slow sync
-//!   that finally completes still acknowledges records), and is closed in
-//!   the background when the log closes. Its file is reported to the
-//!   manager from the moment the switch reserves it, so it can always be
+//! * A left-behind segment's writer is never waited for. It stays open (a
+//!   slow sync that finally completes still acknowledges records), and is
+//!   closed in the background when the log closes. Its file is reported to
+//!   the manager from the moment its index is reserved, so it can always be
 //!   deleted later (Pebble #5355).
 //!
 //! # Lock order
@@ -32,95 +34,140 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use wal_record::{Histogram, LogWriter, LogWriterMetrics, SyncEvent, format};
+use wal_record::{Histogram, LogWriter, LogWriterMetrics, format};
 
+use super::Tasks;
+use super::segments::{Slot, push_records};
 use crate::core::Core;
 use crate::envelope::{self, Sequencing};
 use crate::error::{Error, Result};
-use crate::log::Segment;
-use crate::recorder::{RecordedFile, Recorder};
+use crate::recorder::{LatencyWindow, MonitorWake, RecordedFile};
 use crate::recycler::RecycledFile;
 use crate::types::{DirId, LogNum, Lsn, SegmentIndex};
-
-use super::Tasks;
 
 /// How long `flush` waits for a segment being created, by the manager's
 /// clock.
 const FLUSH_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// A record not yet known durable.
-struct Queued {
-    lsn: Lsn,
+pub(crate) struct Queued {
+    pub(crate) lsn: Lsn,
     /// The stored bytes: LSN prefix and payload.
-    stored: Box<[u8]>,
+    pub(crate) stored: Box<[u8]>,
 }
 
-enum SlotState {
+pub(crate) enum SlotState {
     /// The file is being created.
     Creating,
-    /// Writing (the newest slot), or left behind by a later switch but not
-    /// closed yet.
+    /// Its writer is open.
     Live(Arc<LogWriter<RecordedFile>>),
     /// Creation failed.
     Failed(String),
-    /// `close` is running in the background.
+    /// `close` (or the removal of an unused standby) is running in the
+    /// background.
     Closing,
     /// Closed; the result of the record-layer close.
     Closed(std::result::Result<u64, String>),
 }
 
-/// One segment of the log.
-struct Slot {
-    index: SegmentIndex,
-    dir: DirId,
-    path: PathBuf,
-    recorder: Arc<Recorder>,
-    state: SlotState,
-    /// `(end offset in this segment, lsn)` of records handed to this
-    /// segment's writer and not yet synced there, oldest first.
-    pending: VecDeque<(u64, Lsn)>,
-    /// Size when last known.
-    size: u64,
-}
-
-struct State {
-    queue: VecDeque<Queued>,
-    queue_bytes: usize,
+pub(crate) struct State {
+    pub(crate) queue: VecDeque<Queued>,
+    pub(crate) queue_bytes: usize,
     /// Every record with an LSN below this is durable.
-    durable_until: Lsn,
+    pub(crate) durable_until: Lsn,
     /// The last LSN appended.
-    last_appended: Option<Lsn>,
+    pub(crate) last_appended: Option<Lsn>,
     /// The highest LSN a waiter needs durable.
-    sync_wanted: Option<Lsn>,
-    slots: Vec<Slot>,
+    pub(crate) sync_wanted: Option<Lsn>,
+    /// While someone waits for durability: since when there has been no
+    /// progress (the later of the first wait and the last release), by the
+    /// manager's clock. The monitor hedges from it.
+    pub(crate) waiting_since: Option<Duration>,
+    /// When the monitor last hedged, by the manager's clock.
+    pub(crate) last_hedge: Option<Duration>,
+    /// Every segment so far; a segment's position is its index.
+    pub(crate) slots: Vec<Slot>,
+    /// The segment appends go to.
+    pub(crate) current: Option<usize>,
+    /// The segment kept ready in the secondary while appends go to the
+    /// primary.
+    pub(crate) standby: Option<usize>,
+    /// A standby of this log failed to be created: no other is tried (the
+    /// secondary is suspect, and each try would take a segment index).
+    pub(crate) standby_failed: bool,
     /// Appends are refused: `close` was called.
-    closing: bool,
+    pub(crate) closing: bool,
     /// `close` finished.
-    closed: bool,
+    pub(crate) closed: bool,
+    /// Set by `close` while an unused standby is still being removed: the
+    /// removal tells the manager the log is closed (with this
+    /// recyclability), so that nothing lists or archives a segment on its
+    /// way out.
+    pub(crate) announce_when_released: Option<bool>,
     /// Set when the writer can neither write nor switch: every waiter and
     /// later append gets this reason.
-    failed: Option<String>,
+    pub(crate) failed: Option<String>,
     /// The log's size as if it were one segment.
-    logical_size: u64,
+    pub(crate) logical_size: u64,
+}
+
+/// What every writer of a manager shares: the background tasks, figures,
+/// and the monitor's latency windows and wake-up.
+#[derive(Clone, Debug)]
+pub(crate) struct WriterEnv {
+    pub(crate) tasks: Arc<Tasks>,
+    pub(crate) write_sync_latency: Arc<Histogram>,
+    /// Records replayed into new current segments, over every log.
+    pub(crate) replayed: Arc<AtomicU64>,
+    /// Hedges, over every log.
+    pub(crate) hedges: Arc<AtomicU64>,
+    /// Bytes hedges wrote into standby segments, over every log.
+    pub(crate) hedged_bytes: Arc<AtomicU64>,
+    /// Operation latencies of the primary and the secondary.
+    pub(crate) windows: [Arc<LatencyWindow>; 2],
+    pub(crate) wake: Arc<MonitorWake>,
 }
 
 pub(crate) struct Inner {
-    log: LogNum,
-    core: Arc<Core>,
-    tasks: Arc<Tasks>,
-    state: Mutex<State>,
+    pub(crate) log: LogNum,
+    pub(crate) core: Arc<Core>,
+    pub(crate) env: WriterEnv,
+    pub(crate) state: Mutex<State>,
     /// Durability waiters, appenders waiting for queue room, and `close`.
-    cv: Condvar,
-    write_sync_latency: Arc<Histogram>,
+    pub(crate) cv: Condvar,
     /// A recycled file for segment 0, if the manager had one.
-    recycled: Mutex<Option<RecycledFile>>,
-    /// Records replayed into new segments, over every log of the manager.
-    replayed: Arc<AtomicU64>,
+    pub(crate) recycled: Mutex<Option<RecycledFile>>,
+}
+
+/// What the monitor looks at in the open log.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MonitorView {
+    /// When the current segment's running operation started.
+    pub(crate) op_started_at: Option<Duration>,
+    /// The current segment's first error.
+    pub(crate) error: Option<String>,
+    /// See [`State::waiting_since`], moved on to the last hedge.
+    pub(crate) waiting_since: Option<Duration>,
+    /// The current segment's directory.
+    pub(crate) dir: Option<DirId>,
+    /// Whether a standby is open and has not failed.
+    pub(crate) standby_ready: bool,
+}
+
+/// What a segment is for, as [`FailoverWriter::segments`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentRole {
+    /// Appends go to it.
+    Current,
+    /// Kept ready in the other directory for hedges and switches.
+    Standby,
+    /// Left behind by a switch (or an unused standby being removed).
+    LeftBehind,
 }
 
 /// The state of one segment, as [`FailoverWriter::segments`] reports it.
@@ -128,8 +175,7 @@ pub(crate) struct Inner {
 pub enum SegmentState {
     /// Its file is being created.
     Creating,
-    /// Its writer is open (the newest segment, or one left behind by a
-    /// switch and not yet closed).
+    /// Its writer is open.
     Open,
     /// Its file could not be created.
     Failed(String),
@@ -150,8 +196,12 @@ pub struct SegmentStatus {
     pub dir: DirId,
     /// Its file.
     pub path: PathBuf,
+    /// What it is for.
+    pub role: SegmentRole,
     /// Its state.
     pub state: SegmentState,
+    /// Bytes of records handed to it (hedged, replayed or appended).
+    pub record_bytes: u64,
     /// How long the operation running on it (create, directory sync,
     /// write, sync) has been running, by the manager's clock; `None` when
     /// idle.
@@ -189,32 +239,34 @@ impl Inner {
     pub(crate) fn new(
         log: LogNum,
         core: Arc<Core>,
-        tasks: Arc<Tasks>,
-        write_sync_latency: Arc<Histogram>,
-        replayed: Arc<AtomicU64>,
+        env: WriterEnv,
         recycled: Option<RecycledFile>,
     ) -> Inner {
         let first = core.next_lsn();
         Inner {
             log,
             core,
-            tasks,
+            env,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 queue_bytes: 0,
                 durable_until: first,
                 last_appended: None,
                 sync_wanted: None,
+                waiting_since: None,
+                last_hedge: None,
                 slots: Vec::new(),
+                current: None,
+                standby: None,
+                standby_failed: false,
                 closing: false,
                 closed: false,
+                announce_when_released: None,
                 failed: None,
                 logical_size: 0,
             }),
             cv: Condvar::new(),
-            write_sync_latency,
             recycled: Mutex::new(recycled),
-            replayed,
         }
     }
 
@@ -222,17 +274,43 @@ impl Inner {
         self.log
     }
 
-    /// The newest segment's ongoing operation latency and error, for the
-    /// monitor. `None` once the writer is closed.
-    pub(crate) fn ongoing_latency_or_error(&self) -> Option<(Duration, Option<String>)> {
-        let recorder = {
-            let st = self.state.lock();
-            if st.closed {
-                return None;
-            }
-            Arc::clone(&st.slots.last()?.recorder)
+    /// Starts the log: its first segment in `dir`, and (with `standby`) a
+    /// standby in the other directory.
+    ///
+    /// # Errors
+    /// As [`Inner::reserve`].
+    pub(crate) fn start(self: &Arc<Self>, dir: DirId, standby: bool) -> Result<()> {
+        let mut st = self.state.lock();
+        let pos = self.reserve(&mut st, dir, false)?;
+        st.current = Some(pos);
+        if standby {
+            self.start_standby(&mut st, dir.other());
+        }
+        Ok(())
+    }
+
+    /// What the monitor looks at; `None` once the writer is closed.
+    pub(crate) fn monitor_view(&self) -> Option<MonitorView> {
+        let st = self.state.lock();
+        if st.closed {
+            return None;
+        }
+        let current = &st.slots[st.current?];
+        let standby_ready = st.standby.is_some_and(|p| {
+            let s = &st.slots[p];
+            s.live().is_some() && !s.recorder.has_failed()
+        });
+        let waiting_since = match (st.waiting_since, st.last_hedge) {
+            (Some(w), Some(h)) => Some(w.max(h)),
+            (w, _) => w,
         };
-        Some(recorder.ongoing_latency_or_error())
+        Some(MonitorView {
+            op_started_at: current.recorder.op_started_at(),
+            error: current.recorder.error(),
+            waiting_since,
+            dir: Some(current.dir),
+            standby_ready,
+        })
     }
 
     /// Fails the writer: it can neither write nor switch.
@@ -245,187 +323,58 @@ impl Inner {
         }
     }
 
-    /// Starts a new segment in `dir`: reserves its index and creates its file
-    /// on a background thread. Never waits for I/O.
+    /// Moves appends to `dir`: promotes the standby if it is there and
+    /// usable, else reserves a new segment there (created on a background
+    /// thread; `past_cap` lets an error switch go past
+    /// `segments_per_log_max`); then starts a standby in the directory
+    /// left. Never waits for I/O. Returns the new current segment's index
+    /// and path, and whether it was the standby.
     ///
     /// # Errors
-    /// [`Error::SwitchingLimit`] when the log has as many segments as allowed.
-    pub(crate) fn switch_to(self: &Arc<Self>, dir: DirId) -> Result<(SegmentIndex, PathBuf)> {
-        let max = self.core.config.failover.segments_per_log_max;
-        let (index, path) = {
-            let mut st = self.state.lock();
-            if st.closed {
-                return Err(Error::Closed("the writer"));
-            }
-            if st.slots.len() >= max as usize {
-                return Err(Error::SwitchingLimit { log: self.log, max });
-            }
-            let index = SegmentIndex(st.slots.len() as u32);
-            let path = self.core.dirs.get(dir).segment_path(self.log, index);
-            st.slots.push(Slot {
-                index,
-                dir,
-                path: path.clone(),
-                recorder: Arc::new(Recorder::new(Arc::clone(&self.core.clock))),
-                state: SlotState::Creating,
-                pending: VecDeque::new(),
-                size: 0,
-            });
-            (index, path)
-        };
-        // Reported before the file exists: whatever happens to the
-        // creation, the manager knows the file may be there.
-        self.core.add_segment(
-            self.log,
-            Segment {
-                index,
-                dir,
-                path: path.clone(),
-                size: 0,
-            },
-        );
-        let me = Arc::clone(self);
-        self.tasks
-            .spawn(&format!("wal-create-{}-{}", self.log, index), move || {
-                me.create_segment(index);
-            });
-        Ok((index, path))
-    }
-
-    /// Creates segment `index`'s file and writer, then installs it if it is
-    /// still the newest segment.
-    fn create_segment(self: &Arc<Self>, index: SegmentIndex) {
-        let (dir_id, path, recorder) = {
-            let st = self.state.lock();
-            let slot = &st.slots[index.0 as usize];
-            (slot.dir, slot.path.clone(), Arc::clone(&slot.recorder))
-        };
-        let dir = self.core.dirs.get(dir_id);
-        let recycled = if index.0 == 0 && dir_id == DirId::Primary {
-            self.recycled.lock().take()
-        } else {
-            None
-        };
-        let created = (|| -> std::result::Result<LogWriter<RecordedFile>, String> {
-            let file = recorder
-                .time(|| match &recycled {
-                    Some(old) => dir.fs.reuse_for_write(&old.path, &path),
-                    None => dir.fs.create(&path),
-                })
-                .map_err(|e| e.to_string())?;
-            recorder
-                .time(|| dir.fs.sync_dir(&dir.path))
-                .map_err(|e| e.to_string())?;
-            let weak = Arc::downgrade(self);
-            let mut options = self.core.writer_options(self.log);
-            // Never block an appender behind a stuck file: the queue bounds
-            // memory instead.
-            options.pending_bytes_max = usize::MAX;
-            options.on_sync = Some(Arc::new(move |event: &SyncEvent| {
-                on_sync(&weak, index, event);
-            }));
-            LogWriter::new(RecordedFile::new(file, Arc::clone(&recorder)), options)
-                .map_err(|e| e.to_string())
-        })();
-        let mut st = self.state.lock();
-        let newest = index.0 as usize + 1 == st.slots.len() && !st.closed;
-        let writer = match created {
-            Ok(w) => Arc::new(w),
-            Err(reason) => {
-                tracing::warn!(log = %self.log, path = %path.display(), %reason, "creating a log segment failed");
-                recorder.fail(reason.clone());
-                st.slots[index.0 as usize].state = SlotState::Failed(reason);
-                self.cv.notify_all();
-                drop(st);
-                // Keep the file listed (for deletion) unless it surely does
-                // not exist.
-                if dir.fs.stat(&path).is_err_and(|e| e.is_not_found()) {
-                    self.core.remove_segment(self.log, index);
-                }
-                return;
-            }
-        };
-        if !newest {
-            // A later switch made this segment obsolete before it was ready:
-            // close it in the background; its file stays reported.
-            st.slots[index.0 as usize].state = SlotState::Closing;
-            drop(st);
-            self.close_slot_in_background(index, writer);
-            return;
-        }
-        self.install(&mut st, index, &writer);
-        st.slots[index.0 as usize].state = SlotState::Live(writer);
-        self.cv.notify_all();
-    }
-
-    /// Replays every queued record into the new newest segment.
-    fn install(&self, st: &mut State, index: SegmentIndex, writer: &LogWriter<RecordedFile>) {
-        let slot_i = index.0 as usize;
-        let count = st.queue.len();
-        let first = st.queue.front().map(|q| q.lsn);
-        let last = st.queue.back().map(|q| q.lsn);
-        let mut pending = VecDeque::with_capacity(count);
-        let replayed = writer.append_with(false, |batch| {
-            for q in &st.queue {
-                match batch.push(&[&q.stored]) {
-                    Ok(a) => pending.push_back((a.end, q.lsn)),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        });
-        match replayed {
-            Ok((Ok(()), _)) => {}
-            Ok((Err(e), _)) | Err(e) => {
-                st.slots[slot_i].recorder.fail(e.to_string());
-            }
-        }
-        st.slots[slot_i].pending = pending;
-        if st.sync_wanted.is_some_and(|w| w >= st.durable_until) || st.closing {
-            writer.request_sync();
-        }
-        // Records queued while the first segment was created are written
-        // there once; only a later segment's are written again.
-        if index.0 > 0 {
-            self.replayed.fetch_add(count as u64, Ordering::Relaxed);
-        }
-        let slot = &st.slots[slot_i];
-        tracing::info!(
-            log = %self.log,
-            segment = %slot.path.display(),
-            dir = %slot.dir,
-            replayed = count,
-            first_lsn = ?first.map(|l| l.0),
-            last_lsn = ?last.map(|l| l.0),
-            "log segment ready; queued records replayed into it"
-        );
-    }
-
-    fn close_slot_in_background(
+    /// [`Error::Closed`], or [`Error::SwitchingLimit`] when the log has as
+    /// many segments as allowed.
+    pub(crate) fn switch_to(
         self: &Arc<Self>,
-        index: SegmentIndex,
-        writer: Arc<LogWriter<RecordedFile>>,
-    ) {
-        let me = Arc::clone(self);
-        self.tasks
-            .spawn(&format!("wal-close-{}-{}", self.log, index), move || {
-                let result = writer.close().map_err(|e| e.to_string());
-                me.core.accumulate(&writer.metrics());
-                let size = writer.size();
-                let mut st = me.state.lock();
-                let slot = &mut st.slots[index.0 as usize];
-                slot.size = size;
-                slot.state = SlotState::Closed(result);
-                let segment = Segment {
-                    index,
-                    dir: slot.dir,
-                    path: slot.path.clone(),
-                    size,
-                };
-                drop(st);
-                me.core.add_segment(me.log, segment);
-                me.cv.notify_all();
-            });
+        dir: DirId,
+        past_cap: bool,
+    ) -> Result<(SegmentIndex, PathBuf, bool)> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed("the writer"));
+        }
+        let from = st.current.map(|p| st.slots[p].dir);
+        let mut promoted = false;
+        if let Some(pos) = st.standby {
+            let slot = &st.slots[pos];
+            let usable = slot.dir == dir
+                && !matches!(slot.state, SlotState::Failed(_))
+                && !slot.recorder.has_failed();
+            if usable {
+                self.promote(&mut st, pos);
+                promoted = true;
+            } else {
+                st.standby = None;
+                self.leave_behind(&mut st, pos);
+            }
+        }
+        if !promoted {
+            let pos = self.reserve(&mut st, dir, past_cap)?;
+            st.current = Some(pos);
+        }
+        if let Some(from) = from.filter(|&f| f != dir) {
+            self.start_standby(&mut st, from);
+        }
+        let slot = &st.slots[st.current.expect("set above")];
+        Ok((slot.index, slot.path.clone(), promoted))
+    }
+
+    /// Leaves the segment at `pos` behind: removed if it never received a
+    /// record (an unused standby), otherwise closed in the background once
+    /// the log closes.
+    fn leave_behind(self: &Arc<Self>, st: &mut State, pos: usize) {
+        if st.slots[pos].last_lsn.is_none() {
+            self.drop_unused_standby(st, pos);
+        }
     }
 
     fn refusal(&self, st: &State) -> Option<Error> {
@@ -441,11 +390,18 @@ impl Inner {
         None
     }
 
-    /// The newest segment's writer, if it is live.
+    /// The current segment's writer, if it is live.
     fn current(st: &State) -> Option<&Arc<LogWriter<RecordedFile>>> {
-        match &st.slots.last()?.state {
-            SlotState::Live(w) => Some(w),
-            _ => None,
+        st.slots[st.current?].live()
+    }
+
+    /// Hands `records` to the current segment, if it is live (if not, its
+    /// installation replays them from the queue).
+    fn push_to_current(st: &mut State, records: &[(Lsn, &[u8])]) {
+        let Some(pos) = st.current else { return };
+        let slot = &mut st.slots[pos];
+        if let Some(w) = slot.live().cloned() {
+            push_records(slot, &w, records);
         }
     }
 
@@ -471,47 +427,32 @@ impl Inner {
         }
         let lsns = Core::take_lsns(&self.core.next_lsn, payloads.len() as u64);
         let last = Lsn(lsns.end.0 - 1);
-        {
-            let s = &mut *st;
-            let mut records = Vec::with_capacity(payloads.len());
-            for (i, p) in payloads.iter().enumerate() {
-                let lsn = Lsn(lsns.start.0 + i as u64);
-                let mut stored = Vec::with_capacity(sequencing.prefix_size() + p.len());
-                if sequencing == Sequencing::Lsn {
-                    stored.extend_from_slice(&envelope::lsn_prefix(lsn, false));
-                }
-                stored.extend_from_slice(p);
-                s.logical_size += format::encoded_len(format, s.logical_size, stored.len());
-                records.push(Queued {
-                    lsn,
-                    stored: stored.into_boxed_slice(),
-                });
+        let mut records = Vec::with_capacity(payloads.len());
+        for (i, p) in payloads.iter().enumerate() {
+            let lsn = Lsn(lsns.start.0 + i as u64);
+            let mut stored = Vec::with_capacity(sequencing.prefix_size() + p.len());
+            if sequencing == Sequencing::Lsn {
+                stored.extend_from_slice(&envelope::lsn_prefix(lsn, false));
             }
-            if let Some(slot) = s.slots.last_mut() {
-                if let SlotState::Live(w) = &slot.state {
-                    let pending = &mut slot.pending;
-                    let pushed = w.append_with(false, |batch| {
-                        for q in &records {
-                            pending.push_back((batch.push(&[&q.stored])?.end, q.lsn));
-                        }
-                        Ok(())
-                    });
-                    // A failed writer keeps the records queued; the monitor
-                    // sees the error (the recorder has it) and switches.
-                    if let Ok((Err(e), _)) | Err(e) = pushed {
-                        slot.recorder.fail(e.to_string());
-                    }
-                }
-            }
-            for q in records {
-                s.queue_bytes += q.stored.len();
-                s.queue.push_back(q);
-            }
-            s.last_appended = Some(last);
+            stored.extend_from_slice(p);
+            st.logical_size += format::encoded_len(format, st.logical_size, stored.len());
+            records.push(Queued {
+                lsn,
+                stored: stored.into_boxed_slice(),
+            });
         }
+        {
+            let refs: Vec<(Lsn, &[u8])> = records.iter().map(|q| (q.lsn, &q.stored[..])).collect();
+            Self::push_to_current(&mut st, &refs);
+        }
+        for q in records {
+            st.queue_bytes += q.stored.len();
+            st.queue.push_back(q);
+        }
+        st.last_appended = Some(last);
         if sync {
             self.wait_locked(&mut st, last)?;
-            self.write_sync_latency.record_duration(start.elapsed());
+            self.env.write_sync_latency.record_duration(start.elapsed());
         } else if st.queue_bytes > queue_max / 2 {
             if let Some(w) = Self::current(&st) {
                 w.request_sync();
@@ -530,6 +471,10 @@ impl Inner {
             if let Some(w) = Self::current(st) {
                 w.request_sync();
             }
+        }
+        if st.waiting_since.is_none() {
+            st.waiting_since = Some(self.core.clock.now());
+            self.env.wake.poke();
         }
         loop {
             if st.durable_until > lsn {
@@ -551,10 +496,11 @@ impl Inner {
         }
     }
 
-    /// Closes the log the way Pebble does: close the newest segment's writer
-    /// and wait for it; if the monitor switches meanwhile (because that close
-    /// is stuck), close the new newest instead. Older writers are closed in
-    /// the background and never waited for.
+    /// Closes the log the way Pebble does: close the current segment's
+    /// writer and wait for it; if the monitor switches meanwhile (because
+    /// that close is stuck), close the new current instead. Left-behind
+    /// writers are closed in the background and never waited for; an
+    /// unused standby is removed.
     fn close(self: &Arc<Self>) -> Result<u64> {
         let mut st = self.state.lock();
         if st.closing {
@@ -563,15 +509,14 @@ impl Inner {
         st.closing = true;
         self.cv.notify_all();
         let result = loop {
-            let Some(newest) = st.slots.last_mut() else {
+            let Some(pos) = st.current else {
                 break Ok(0);
             };
-            let index = newest.index;
-            match &newest.state {
+            match &st.slots[pos].state {
                 SlotState::Live(w) => {
                     let w = Arc::clone(w);
-                    newest.state = SlotState::Closing;
-                    self.close_slot_in_background(index, w);
+                    st.slots[pos].state = SlotState::Closing;
+                    self.close_slot_in_background(pos, w);
                 }
                 SlotState::Creating | SlotState::Closing => {}
                 SlotState::Failed(reason) => break Err(reason.clone()),
@@ -580,16 +525,8 @@ impl Inner {
             self.cv.wait(&mut st);
         };
         st.closed = true;
-        let mut older = Vec::new();
-        for slot in &mut st.slots {
-            if let SlotState::Live(w) = &slot.state {
-                older.push((slot.index, Arc::clone(w)));
-                slot.state = SlotState::Closing;
-            }
-        }
-        for (index, w) in older {
-            self.close_slot_in_background(index, w);
-        }
+        let standby = st.standby;
+        self.release_others(&mut st);
         if let Err(reason) = &result {
             if st.failed.is_none() {
                 st.failed = Some(reason.clone());
@@ -598,17 +535,42 @@ impl Inner {
         self.cv.notify_all();
         let logical = st.logical_size;
         let recyclable = result.is_ok()
-            && st.slots.len() == 1
+            && st.current == Some(0)
             && st.slots[0].dir == DirId::Primary
-            && st.slots[0].index == SegmentIndex(0);
+            && st.slots[1..].iter().all(|s| s.last_lsn.is_none());
+        let releasing = standby.is_some_and(|p| {
+            st.slots[p].discard || matches!(st.slots[p].state, SlotState::Closing)
+        });
+        if releasing {
+            st.announce_when_released = Some(recyclable);
+        }
         drop(st);
-        self.core.writer_closed(self.log, recyclable);
+        if releasing {
+            self.core.writer_detached(self.log);
+        } else {
+            self.core.writer_closed(self.log, recyclable);
+        }
         match result {
             Ok(_) => Ok(logical),
             Err(reason) => Err(Error::WriterFailed {
                 log: self.log,
                 reason,
             }),
+        }
+    }
+
+    /// Once the log is closed: removes an unused standby, closes every other
+    /// live segment in the background.
+    fn release_others(self: &Arc<Self>, st: &mut State) {
+        if let Some(pos) = st.standby.take() {
+            self.leave_behind(st, pos);
+        }
+        for pos in 0..st.slots.len() {
+            if let SlotState::Live(w) = &st.slots[pos].state {
+                let w = Arc::clone(w);
+                st.slots[pos].state = SlotState::Closing;
+                self.close_slot_in_background(pos, w);
+            }
         }
     }
 
@@ -621,18 +583,9 @@ impl Inner {
         }
         st.closing = true;
         st.closed = true;
-        let mut live = Vec::new();
-        for slot in &mut st.slots {
-            if let SlotState::Live(w) = &slot.state {
-                live.push((slot.index, Arc::clone(w)));
-                slot.state = SlotState::Closing;
-            }
-        }
+        self.release_others(&mut st);
         self.cv.notify_all();
         drop(st);
-        for (index, w) in live {
-            self.close_slot_in_background(index, w);
-        }
         self.core.writer_closed(self.log, false);
     }
 
@@ -687,7 +640,7 @@ impl FailoverWriter {
     /// Closes the log; see [`crate::Writer::close`].
     ///
     /// # Errors
-    /// The newest segment could not be created or closed.
+    /// The current segment could not be created or closed.
     pub(crate) fn close(&self) -> Result<u64> {
         let result = self.inner.close();
         (self.on_close)(&self.inner);
@@ -727,26 +680,18 @@ impl FailoverWriter {
         st.logical_size += format::encoded_len(format, st.logical_size, stored.len());
         // The marker is the first record: durability is counted from it.
         st.durable_until = lsn;
-        let q = Queued {
+        Inner::push_to_current(&mut st, &[(lsn, &stored[..])]);
+        st.queue_bytes += stored.len();
+        st.queue.push_back(Queued {
             lsn,
             stored: stored.into_boxed_slice(),
-        };
-        if let Some(slot) = st.slots.last_mut() {
-            if let SlotState::Live(w) = &slot.state {
-                match w.append(&[&q.stored]) {
-                    Ok(a) => slot.pending.push_back((a.end, lsn)),
-                    Err(e) => slot.recorder.fail(e.to_string()),
-                }
-            }
-        }
-        st.queue_bytes += q.stored.len();
-        st.queue.push_back(q);
+        });
         st.last_appended = Some(lsn);
         inner.wait_locked(&mut st, lsn)?;
         Ok(lsn)
     }
 
-    /// Hands everything appended to the newest segment's file; see
+    /// Hands everything appended to the current segment's file; see
     /// [`crate::Writer::flush`]. Waits (up to [`FLUSH_WAIT_MAX`] by the
     /// manager's clock) for a segment being created.
     ///
@@ -768,7 +713,7 @@ impl FailoverWriter {
                 return Ok(());
             }
             if let Some(w) = Inner::current(&st).cloned() {
-                let path = st.slots.last().map(|s| s.path.clone()).unwrap_or_default();
+                let path = st.slots[st.current.expect("live")].path.clone();
                 drop(st);
                 return w.flush().map(|_| ()).map_err(|source| Error::Segment {
                     log: inner.log,
@@ -796,10 +741,18 @@ impl FailoverWriter {
         let st = self.inner.state.lock();
         st.slots
             .iter()
-            .map(|s| SegmentStatus {
+            .enumerate()
+            .map(|(pos, s)| SegmentStatus {
                 index: s.index,
                 dir: s.dir,
                 path: s.path.clone(),
+                role: if st.current == Some(pos) {
+                    SegmentRole::Current
+                } else if st.standby == Some(pos) {
+                    SegmentRole::Standby
+                } else {
+                    SegmentRole::LeftBehind
+                },
                 state: match &s.state {
                     SlotState::Creating => SegmentState::Creating,
                     SlotState::Live(_) => SegmentState::Open,
@@ -808,8 +761,9 @@ impl FailoverWriter {
                     SlotState::Closed(Ok(_)) => SegmentState::Closed,
                     SlotState::Closed(Err(r)) => SegmentState::CloseFailed(r.clone()),
                 },
+                record_bytes: s.bytes,
                 op_running_for: s.recorder.running_for(),
-                error: s.recorder.ongoing_latency_or_error().1,
+                error: s.recorder.error(),
             })
             .collect()
     }
@@ -822,37 +776,8 @@ impl Drop for FailoverWriter {
     }
 }
 
-/// Routes a record-layer sync event of segment `index` to the writer.
-fn on_sync(weak: &Weak<Inner>, index: SegmentIndex, event: &SyncEvent) {
-    let Some(inner) = weak.upgrade() else { return };
-    let mut st = inner.state.lock();
-    let slot_i = index.0 as usize;
-    match event {
-        SyncEvent::Synced { offset } => {
-            let slot = &mut st.slots[slot_i];
-            let mut synced = None;
-            while let Some(&(end, lsn)) = slot.pending.front() {
-                if end > *offset {
-                    break;
-                }
-                synced = Some(lsn);
-                slot.pending.pop_front();
-            }
-            slot.size = slot.size.max(*offset);
-            if let Some(lsn) = synced {
-                if lsn >= st.durable_until {
-                    st.durable_until = lsn.next();
-                    while st.queue.front().is_some_and(|q| q.lsn < st.durable_until) {
-                        let q = st.queue.pop_front().expect("checked non-empty");
-                        st.queue_bytes -= q.stored.len();
-                    }
-                    inner.cv.notify_all();
-                }
-            }
-        }
-        SyncEvent::Failed { error } => {
-            st.slots[slot_i].recorder.fail(error.to_string());
-            inner.cv.notify_all();
-        }
-    }
+/// Counts a hedge into the manager's figures.
+pub(crate) fn count_hedge(env: &WriterEnv, bytes: u64) {
+    env.hedges.fetch_add(1, Ordering::Relaxed);
+    env.hedged_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
