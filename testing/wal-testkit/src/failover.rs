@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use wal_fs::{
     ErrorFs, Fault, Injector, LatencyControl, LatencyFs, MemFs, Op, OpFilter, Rule, RuleId, Stall,
 };
-use wal_manager::failover::writer::SegmentState;
+use wal_manager::failover::writer::{FailoverWriter, SegmentRole, SegmentState, SegmentStatus};
 use wal_manager::reader::SegmentEnd;
 use wal_manager::{
     Config, DirId, Driver, Env, FailoverManager, HumanDuration, LogEnd, LogNum, Lsn, Manager,
@@ -259,13 +259,21 @@ impl Harness {
             "tick" => {
                 self.settle();
                 let before = self.failover().current_dir();
-                self.failover().tick_monitor();
+                let hedges = self.hedges();
+                let next = self.failover().tick_monitor();
                 let after = self.failover().current_dir();
-                if before == after {
+                let mut out = if before == after {
                     format!("stay on {after}")
                 } else {
                     format!("switch {before} -> {after}")
+                };
+                if self.hedges() > hedges {
+                    out.push_str("; hedge into the standby");
                 }
+                if cmd.has("deadline") {
+                    let _ = write!(out, "; next check at {next:?}");
+                }
+                out
             }
             "force-switch" => match self.failover().force_switch() {
                 Ok(to) => format!("now on {to}"),
@@ -478,8 +486,12 @@ impl Harness {
             if next == self.next_tick {
                 self.next_tick = next + sampling;
                 let before = self.failover().current_dir();
+                let hedges = self.hedges();
                 self.failover().tick_monitor();
                 let after = self.failover().current_dir();
+                if self.hedges() > hedges {
+                    let _ = writeln!(out, "{}: hedge into the standby", ms(next));
+                }
                 if before != after {
                     let _ = writeln!(out, "{}: switch {before} -> {after}", ms(next));
                     self.next_probe = (after == DirId::Secondary).then_some(next + probe_interval);
@@ -502,7 +514,7 @@ impl Harness {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(e) = w.segments().last().and_then(|s| s.error.clone()) {
+            if let Some(e) = current_segment(w).and_then(|s| s.error) {
                 return e;
             }
             if Instant::now() > deadline {
@@ -546,9 +558,13 @@ impl Harness {
                 SegmentState::Closed => "closed".to_owned(),
                 SegmentState::CloseFailed(r) => format!("close failed: {r}"),
             };
+            let role = match s.role {
+                SegmentRole::Standby => " (standby)",
+                SegmentRole::Current | SegmentRole::LeftBehind => "",
+            };
             let _ = writeln!(
                 out,
-                "{} {} {}: {state}",
+                "{} {} {}{role}: {state}",
                 s.index.0,
                 dir_name(s.dir),
                 short(&s.path)
@@ -580,13 +596,27 @@ impl Harness {
     fn stats(&self) -> String {
         let s = self.manager.as_ref().unwrap().stats();
         let f = s.failover.unwrap_or_default();
-        format!(
+        let mut out = format!(
             "switches={} dir={} live-files={} next-lsn={}",
             f.switches,
             f.current_dir.map_or("-", DirId::name),
             s.live_files,
             s.next_lsn
-        )
+        );
+        if f.hedges > 0 || f.stranded {
+            let _ = write!(
+                out,
+                " hedges={} standby-bytes={} stranded={}",
+                f.hedges, f.standby_bytes, f.stranded
+            );
+        }
+        out
+    }
+
+    /// Hedges so far, over every log.
+    fn hedges(&self) -> u64 {
+        let s = self.manager.as_ref().unwrap().stats();
+        s.failover.map_or(0, |f| f.hedges)
     }
 
     fn read(&self, log: LogNum) -> String {
@@ -727,4 +757,11 @@ fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
         .collect()
+}
+
+/// The segment of `w` that appends go to (not the standby), if any.
+pub fn current_segment(w: &FailoverWriter) -> Option<SegmentStatus> {
+    w.segments()
+        .into_iter()
+        .find(|s| s.role == SegmentRole::Current)
 }

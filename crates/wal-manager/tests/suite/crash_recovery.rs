@@ -4,8 +4,11 @@
 //! A single-threaded workload drives a standalone or a failover manager over
 //! a `MemFs` (behind `ErrorFs` and `LatencyFs`): appends (synced or not),
 //! batches, syncs, log rotations, obsolete logs (recycled, or deleted all at
-//! once or log by log over several calls), and for the failover manager forced switches, switches away from a stalled
-//! directory, and ENOSPC/EIO faults on writes, syncs and directory syncs
+//! once or log by log over several calls), and for the failover manager
+//! forced switches, switches away from a stalled directory, syncs stuck on
+//! a stalled primary and hedged into the standby (the stall then released,
+//! or kept through the crash), and ENOSPC/EIO faults on writes, syncs and
+//! directory syncs
 //! that the monitor (stepped by hand) switches away from. Between two
 //! operations the test takes `MemFs::crash_image` — a consistent snapshot,
 //! so "acknowledged before the crash" is exact — and opens a fresh manager on
@@ -40,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wal_fs::{CrashReport, Fault, MemFs, Op, OpFilter, Rule, Stall};
-use wal_manager::failover::writer::SegmentState;
+use wal_manager::failover::writer::{SegmentRole, SegmentState};
 use wal_manager::{
     Config, DeletableFile, DirId, Driver, Env, FormatName, LogNum, Lsn, Manager, ManualClock,
     Writer,
@@ -200,7 +203,10 @@ fn an_interrupted_deletion_never_leaves_an_unreadable_log() {
         driver: Driver::Manual,
         archive: None,
     };
-    let config = Config::failover(PRIMARY, SECONDARY);
+    let mut config = Config::failover(PRIMARY, SECONDARY);
+    // Exactly three segments: no standby left to remove after the close.
+    config.failover.standby = false;
+    config.failover.hedge = false;
     let manager = Manager::open_with(&config, env(&disk)).unwrap();
     let Manager::Failover(fm) = &manager else {
         unreachable!()
@@ -267,6 +273,7 @@ struct Totals {
     torn_logs: u64,
     faults: u64,
     switches: u64,
+    hedges: u64,
 }
 
 impl Totals {
@@ -277,18 +284,21 @@ impl Totals {
         self.torn_logs += s.torn_logs;
         self.faults += s.faults_fired;
         self.switches += s.switches;
+        self.hedges += s.hedges;
     }
 
     fn print(&self, name: &str, seeds: usize, elapsed: Duration) {
         eprintln!(
             "crash_recovery {name}: {seeds} seeds, {} crashes, {} acknowledged records checked, \
-             {} records read back, {} logs ending in a torn tail, {} faults fired, {} switches, {:.1} s",
+             {} records read back, {} logs ending in a torn tail, {} faults fired, {} switches, \
+             {} hedged waits, {:.1} s",
             self.crashes,
             self.acked,
             self.read_back,
             self.torn_logs,
             self.faults,
             self.switches,
+            self.hedges,
             elapsed.as_secs_f64()
         );
     }
@@ -303,6 +313,7 @@ struct RunStats {
     torn_logs: u64,
     faults_fired: u64,
     switches: u64,
+    hedges: u64,
 }
 
 /// What the model knows of one appended record.
@@ -355,6 +366,10 @@ struct World {
     /// a secondary that failed twice for one log (rules 3 and 4), which is
     /// by design, so the workload injects at most one.
     secondary_faults: u32,
+    /// While set, `blocking` moves the clock and steps the monitor, so a
+    /// wait stuck on a stalled sync is hedged (or switched) as the
+    /// background monitor would.
+    hedging: bool,
     pending_deletes: Vec<DeletableFile>,
     history: Vec<String>,
     stats: RunStats,
@@ -394,6 +409,7 @@ impl World {
             model: Model::default(),
             stall: None,
             secondary_faults: 0,
+            hedging: false,
             pending_deletes: Vec::new(),
             history: Vec::new(),
             stats: RunStats::default(),
@@ -474,10 +490,13 @@ impl World {
             let handle = s.spawn(f);
             let deadline = Instant::now() + OP_TIMEOUT;
             while !handle.is_finished() {
-                if let (Some(Manager::Failover(m)), true) =
-                    (&self.manager, self.newest_segment_failed())
-                {
-                    m.tick_monitor();
+                if let Some(Manager::Failover(m)) = &self.manager {
+                    if self.hedging {
+                        self.clock.advance(Duration::from_millis(1));
+                        m.tick_monitor();
+                    } else if self.newest_segment_failed() {
+                        m.tick_monitor();
+                    }
                 }
                 if Instant::now() > deadline {
                     self.fail(
@@ -498,9 +517,17 @@ impl World {
         let Some(Writer::Failover(w)) = self.writer.as_deref() else {
             return false;
         };
-        w.segments()
-            .last()
+        wal_testkit::failover::current_segment(w)
             .is_some_and(|s| s.error.is_some() || matches!(s.state, SegmentState::Failed(_)))
+    }
+
+    fn standby_ready(&self) -> bool {
+        let Some(Writer::Failover(w)) = self.writer.as_deref() else {
+            return false;
+        };
+        w.segments()
+            .iter()
+            .any(|s| s.role == SegmentRole::Standby && s.state == SegmentState::Open)
     }
 
     fn record_len(&mut self) -> usize {
@@ -531,7 +558,8 @@ impl World {
             76..79 => self.delete_pending(),
             79..87 if failover => self.force_switch(),
             87..93 if failover => self.fault(),
-            93..97 if failover => self.stall_and_switch(),
+            93..95 if failover => self.stall_and_switch(),
+            95..97 if failover => self.stall_and_hedge(),
             97..100 if failover => self.release_stall(),
             _ => {
                 let sync = self.rng.coin();
@@ -720,6 +748,45 @@ impl World {
         self.stall = Some((stall, dir));
         self.note(format!("stall {dir} writes and syncs"));
         self.force_switch_keeping_stall();
+    }
+
+    /// Stalls the primary's syncs while appends go there and the standby is
+    /// open, then syncs with the monitor stepped on a moving clock: the wait
+    /// is hedged into the standby (or, past the threshold, switched there).
+    /// Then the stall is released, or kept (through the crash or until a
+    /// later operation) with appends moved to the secondary.
+    fn stall_and_hedge(&mut self) {
+        self.release_stall();
+        self.settle();
+        if self.failover().current_dir() != DirId::Primary || !self.standby_ready() {
+            self.append(1, true, false);
+            return;
+        }
+        let stall = self
+            .disk
+            .stalls
+            .stall(OpFilter::ops([Op::Sync]).in_dir(PRIMARY));
+        self.stall = Some((stall, DirId::Primary));
+        self.note("stall primary syncs".into());
+        for _ in 0..=self.rng.below(3) {
+            self.append(1, false, false);
+        }
+        let hedges_before = self.hedges();
+        self.hedging = true;
+        self.sync();
+        self.hedging = false;
+        let hedged = self.hedges() - hedges_before;
+        self.stats.hedges += hedged;
+        self.note(format!("{hedged} hedges"));
+        if self.rng.coin() {
+            self.release_stall();
+        } else if self.failover().current_dir() == DirId::Primary {
+            self.force_switch_keeping_stall();
+        }
+    }
+
+    fn hedges(&self) -> u64 {
+        self.manager().stats().failover.map_or(0, |f| f.hedges)
     }
 
     fn force_switch_keeping_stall(&mut self) {

@@ -78,7 +78,7 @@ fn read(m: &Manager, log: LogNum) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Waits until the newest segment of `w` reports an error (the fault reached
+/// Waits until the current segment of `w` reports an error (the fault reached
 /// it) and returns it.
 fn wait_segment_error(w: &Writer) -> String {
     let Writer::Failover(w) = w else {
@@ -86,12 +86,12 @@ fn wait_segment_error(w: &Writer) -> String {
     };
     let deadline = Instant::now() + WAIT_MAX;
     loop {
-        if let Some(s) = w.segments().last() {
-            if let Some(e) = &s.error {
-                return e.clone();
+        if let Some(s) = wal_testkit::failover::current_segment(w) {
+            if let Some(e) = s.error {
+                return e;
             }
-            if let SegmentState::Failed(e) = &s.state {
-                return e.clone();
+            if let SegmentState::Failed(e) = s.state {
+                return e;
             }
         }
         assert!(
@@ -126,8 +126,18 @@ struct FailoverSetup {
 
 impl FailoverSetup {
     fn new() -> FailoverSetup {
+        Self::with(Config::failover(PRIMARY, SECONDARY))
+    }
+
+    fn without_standby() -> FailoverSetup {
+        let mut config = Config::failover(PRIMARY, SECONDARY);
+        config.failover.standby = false;
+        config.failover.hedge = false;
+        Self::with(config)
+    }
+
+    fn with(config: Config) -> FailoverSetup {
         let disk = Disk::new(MemFs::new());
-        let config = Config::failover(PRIMARY, SECONDARY);
         let manager = Manager::open_with(&config, env(&disk)).unwrap();
         FailoverSetup {
             disk,
@@ -420,7 +430,9 @@ fn a_failed_directory_sync_of_the_first_segment_switches_to_the_secondary() {
 
 #[test]
 fn a_failed_directory_sync_after_a_switch_moves_the_log_on_again() {
-    let s = FailoverSetup::new();
+    // Without a standby, so that the switch creates the secondary's segment
+    // (a standby is created, and its directory synced, before the fault).
+    let s = FailoverSetup::without_standby();
     let fm = failover(&s.manager);
     let w = Arc::new(s.manager.create(LogNum(1)).unwrap());
     let mut acked = append_synced(&w, 0, 4);

@@ -23,6 +23,16 @@ fn no_faults_stays_on_the_primary() {
 }
 
 #[test]
+fn a_stuck_sync_is_hedged_into_the_standby_and_switched_at_its_deadline() {
+    run("hedge");
+}
+
+#[test]
+fn a_slow_secondary_does_not_send_the_log_back_to_a_failing_primary() {
+    run("no_bounce");
+}
+
+#[test]
 fn a_failed_create_switches_at_the_first_sample_and_a_hung_one_fails_back() {
     run("create_fails");
 }
