@@ -13,10 +13,18 @@
 //!
 //! Only `Write` and `Fsync` are stalled: a parked `Create` or `FsyncDir`
 //! would hold the kernel's lock on the directory (see `wal-stallfs`).
-//! Without `/dev/fuse` (or the right to mount) the test prints `SKIPPED`
-//! and returns, unless `WAL_STALLFS_REQUIRE_FUSE=1` (set by `.ci/run` when
+//! * Stalls that start at a random moment (each a fresh failover manager,
+//!   the stall after a random 0-300 ms of appends, the seed printed): the
+//!   slowest acknowledged append of each is printed, with the hedges and
+//!   switches, and the spread over the stalls. Speed is measured, not
+//!   asserted: the bound checked is the same generous one.
+//!   `DISK_STALL_ROUNDS=<n>` (3 by default) sets how many,
+//!   `DISK_STALL_SEED=<n>` replays a run.
+//!
+//! Without `/dev/fuse` (or the right to mount) the tests print `SKIPPED`
+//! and return, unless `WAL_STALLFS_REQUIRE_FUSE=1` (set by `.ci/run` when
 //! it can mount) makes that a failure. `DISK_STALL_MS=<n>` changes the
-//! stall (3000 ms by default).
+//! stall (3000 ms by default; 500 ms for the random-moment stalls).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,11 +67,11 @@ fn failover_rides_out_a_real_disk_stall_that_blocks_the_standalone_manager() {
         mounted.mountpoint().join("failover"),
         secondary.path().join("wal"),
     );
-    let failover = run(&failover_config, &control, stall);
+    let failover = run(&failover_config, &control, BEFORE_STALL, stall);
     failover.print("failover  ");
 
     let standalone_config = Config::standalone(mounted.mountpoint().join("standalone"));
-    let standalone = run(&standalone_config, &control, stall);
+    let standalone = run(&standalone_config, &control, BEFORE_STALL, stall);
     standalone.print("standalone");
 
     assert!(
@@ -83,6 +91,60 @@ fn failover_rides_out_a_real_disk_stall_that_blocks_the_standalone_manager() {
     drop(mounted);
 }
 
+#[test]
+fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
+    let backing = tempfile::tempdir().unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let secondary = tempfile::tempdir().unwrap();
+    let Some(mounted) = mount_or_skip(backing.path(), mnt.path()) else {
+        return;
+    };
+    let control = mounted.control();
+    let stall = Duration::from_millis(env_u64("DISK_STALL_MS").unwrap_or(500));
+    let rounds = env_u64("DISK_STALL_ROUNDS").unwrap_or(3);
+    let seed = env_u64("DISK_STALL_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!("disk_stall random moments: seed {seed} (DISK_STALL_SEED={seed} replays the phases)");
+    let mut state = seed;
+    let mut maxima = Vec::new();
+    for round in 0..rounds {
+        // SplitMix64: the phase of this round's stall.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let before = Duration::from_micros(300 + (z ^ (z >> 31)) % 300_000);
+        let config = Config::failover(
+            mounted.mountpoint().join(format!("round-{round}")),
+            secondary.path().join(format!("round-{round}")),
+        );
+        let outcome = run(&config, &control, before, stall);
+        outcome.print(&format!("round {round} (stall after {:.1} ms)", ms(before)));
+        assert!(
+            outcome.switches + outcome.hedges >= 1,
+            "the stall went unnoticed"
+        );
+        assert!(
+            outcome.max <= FAILOVER_LATENCY_MAX,
+            "an append waited {:?} through the failover manager (bound {FAILOVER_LATENCY_MAX:?})",
+            outcome.max
+        );
+        maxima.push(ms(outcome.max));
+    }
+    maxima.sort_by(f64::total_cmp);
+    eprintln!(
+        "disk_stall random moments: slowest append per stall over {} stalls of {stall:?}: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        maxima.len(),
+        maxima[0],
+        maxima[maxima.len() / 2],
+        maxima[maxima.len() - 1]
+    );
+    drop(mounted);
+}
+
 /// What one run measured.
 struct Outcome {
     appends: usize,
@@ -90,17 +152,19 @@ struct Outcome {
     p99: Duration,
     max: Duration,
     switches: u64,
+    hedges: u64,
 }
 
 impl Outcome {
     fn print(&self, name: &str) {
         eprintln!(
-            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches",
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches, {} hedges",
             self.appends,
             ms(self.p50),
             ms(self.p99),
             ms(self.max),
-            self.switches
+            self.switches,
+            self.hedges
         );
     }
 }
@@ -112,7 +176,7 @@ fn ms(d: Duration) -> f64 {
 /// Eight synced writers for `BEFORE_STALL + stall + AFTER_STALL`, with the
 /// mount's writes and fsyncs stalled in the middle; then everything
 /// acknowledged is read back.
-fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
+fn run(config: &Config, control: &StallControl, before: Duration, stall: Duration) -> Outcome {
     let manager = Manager::open(config).unwrap();
     let writer = Arc::new(manager.create(LogNum(1)).unwrap());
     let done = Arc::new(AtomicBool::new(false));
@@ -137,7 +201,7 @@ fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
         })
         .collect();
 
-    std::thread::sleep(BEFORE_STALL);
+    std::thread::sleep(before);
     control.stall(Op::Write | Op::Fsync);
     assert!(
         control.wait_parked(1, Duration::from_secs(10)),
@@ -159,7 +223,10 @@ fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
         }
         t.join().unwrap();
     }
-    let switches = manager.stats().failover.map_or(0, |f| f.switches);
+    let (switches, hedges) = manager
+        .stats()
+        .failover
+        .map_or((0, 0), |f| (f.switches, f.hedges));
     writer.close().unwrap();
     drop(writer);
     manager.close().unwrap();
@@ -175,6 +242,7 @@ fn run(config: &Config, control: &StallControl, stall: Duration) -> Outcome {
         p99: at(99),
         max: *latencies.last().unwrap(),
         switches,
+        hedges,
     }
 }
 

@@ -135,7 +135,7 @@ impl Plan {
                 stall_before: ms(700),
                 stall: ms(2000),
                 stall_after: ms(500),
-                stall_rounds: 1,
+                stall_rounds: 5,
             },
             (true, false) => Plan {
                 mode: Mode::Full,
@@ -150,7 +150,7 @@ impl Plan {
                 stall_before: ms(1500),
                 stall: ms(2000),
                 stall_after: ms(1000),
-                stall_rounds: 2,
+                stall_rounds: 6,
             },
         }
     }
@@ -827,6 +827,9 @@ struct StallRun {
     commits: u64,
     latency: HistogramSnapshot,
     switches: u64,
+    hedges: u64,
+    /// The slowest commit of each stall, in milliseconds.
+    round_max_ms: Vec<f64>,
 }
 
 impl StallRun {
@@ -835,13 +838,36 @@ impl StallRun {
             commits: 0,
             latency: HistogramSnapshot::default(),
             switches: 0,
+            hedges: 0,
+            round_max_ms: Vec::new(),
+        }
+    }
+
+    /// Min, median and max of the per-stall maxima.
+    fn spread(&self) -> (f64, f64, f64) {
+        let mut v = self.round_max_ms.clone();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => (0.0, 0.0, 0.0),
+            n => (v[0], v[n / 2], v[n - 1]),
         }
     }
 }
 
-/// `STALL_WRITERS` synced writers append for `stall_before`, the primary's
-/// writes and syncs stall for `stall`, then they go on for `stall_after`.
-fn run_stall(kind: StallKind, plan: &Plan) -> StallRun {
+/// The moment a stall starts, after `stall_before`: up to one default
+/// sampling interval (100 ms) later, drawn from `seed` (SplitMix64), so
+/// that the stall meets the monitor at any phase.
+fn stall_phase(seed: u64, round: usize) -> Duration {
+    let mut z = seed.wrapping_add((round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    Duration::from_micros((z ^ (z >> 31)) % 100_000)
+}
+
+/// `STALL_WRITERS` synced writers append for `stall_before` plus `phase`,
+/// the primary's writes and syncs stall for `stall`, then they go on for
+/// `stall_after`.
+fn run_stall(kind: StallKind, plan: &Plan, phase: Duration) -> StallRun {
     let dir = RunDir::new(&format!("stall-{kind:?}"));
     let primary = dir.path().join("primary");
     let secondary = dir.path().join("secondary");
@@ -879,7 +905,7 @@ fn run_stall(kind: StallKind, plan: &Plan) -> StallRun {
                 })
             })
             .collect();
-        thread::sleep(plan.stall_before);
+        thread::sleep(plan.stall_before + phase);
         let stall = control.stall(OpFilter::ops([Op::Write, Op::Sync]).in_dir(&primary));
         thread::sleep(plan.stall);
         stall.release();
@@ -888,17 +914,21 @@ fn run_stall(kind: StallKind, plan: &Plan) -> StallRun {
         let (total, latency) = join_writers(handles);
         (total, latency)
     });
-    let switches = manager
+    let (switches, hedges) = manager
         .stats()
         .failover
-        .map_or(0, |f: wal_manager::FailoverStats| f.switches);
+        .map_or((0, 0), |f: wal_manager::FailoverStats| {
+            (f.switches, f.hedges)
+        });
     writer.close().expect("close the log");
     drop(writer);
     manager.close().expect("close the manager");
     StallRun {
         commits,
+        round_max_ms: vec![ms(latency.max)],
         latency,
         switches,
+        hedges,
     }
 }
 
@@ -915,18 +945,39 @@ fn stall_case(plan: &Plan) -> StallCase {
         Some(acc) => {
             acc.commits += run.commits;
             acc.switches += run.switches;
+            acc.hedges += run.hedges;
+            acc.round_max_ms.extend(run.round_max_ms);
             acc.latency.merge(&run.latency);
         }
     };
+    let seed = std::env::var("PEERS_STALL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    progress(&format!(
+        "stall phases from seed {seed} (PEERS_STALL_SEED={seed} replays them)"
+    ));
     for round in 0..plan.stall_rounds {
+        let phase = stall_phase(seed, round);
         for kind in order(round, StallKind::Failover, StallKind::Standalone) {
-            let run = run_stall(kind, plan);
+            // The standalone manager's figure does not depend on the phase:
+            // it runs once, the failover manager every round.
+            if kind == StallKind::Standalone && round > 0 {
+                continue;
+            }
+            let run = run_stall(kind, plan, phase);
             progress(&format!(
-                "round {round} stall {kind:?}: {} commits, p99 {:.1} ms, max {:.1} ms, {} switches",
+                "round {round} stall {kind:?} (starts {:.1} ms late): {} commits, p99 {:.1} ms, max {:.1} ms, {} switches, {} hedges",
+                ms(phase.as_nanos() as u64),
                 run.commits,
                 ms(run.latency.quantile(0.99)),
                 ms(run.latency.max),
-                run.switches
+                run.switches,
+                run.hedges
             ));
             match kind {
                 StallKind::Failover => merge(&mut failover, run),
@@ -1243,6 +1294,18 @@ pub(crate) fn run(peers: &[Peer]) {
             run.switches
         );
     }
+    let (lo, mid, hi) = stall.failover.spread();
+    let _ = writeln!(
+        table,
+        "failover: slowest commit of each of {} stalls starting at random moments: min {lo:.1} ms, median {mid:.1} ms, max {hi:.1} ms; {} hedges",
+        stall.failover.round_max_ms.len(),
+        stall.failover.hedges
+    );
+    json.put("failover_stall_max_ms_min", lo);
+    json.put("failover_stall_max_ms_median", mid);
+    json.put("failover_stall_max_ms_max", hi);
+    json.put("failover_hedges", stall.failover.hedges as f64);
+    json.put("stall_rounds", stall.failover.round_max_ms.len() as f64);
     json.put("failover_p99_ms", ms(f.quantile(0.99)));
     json.put("failover_p999_ms", ms(f.quantile(0.999)));
     json.put("failover_max_ms", ms(f.max));
