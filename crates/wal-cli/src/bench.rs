@@ -526,6 +526,13 @@ fn report(
         human(Duration::from_secs_f64(l.mean() / 1e9))
     )?;
     writeln!(out, "  directory switches: {}", o.dir_switches)?;
+    if let Some(f) = &o.stats.failover {
+        writeln!(
+            out,
+            "  hedges into the standby: {} ({} bytes)",
+            f.hedges, f.standby_bytes
+        )?;
+    }
     // The manager's own figures: files, fsyncs and group sizes, time on each
     // directory.
     let mut stats = Vec::new();
@@ -552,6 +559,8 @@ fn report(
             "max_us": us(l.max),
             "mean_us": l.mean() / 1e3,
             "dir_switches": o.dir_switches,
+            "hedges": o.stats.failover.as_ref().map_or(0, |f| f.hedges),
+            "standby_bytes": o.stats.failover.as_ref().map_or(0, |f| f.standby_bytes),
             "acked": o.acked,
             "writers": plan.writers,
             "record_size": plan.record_size,

@@ -113,7 +113,7 @@ pub(crate) enum Command {
                       The logs are kept afterwards (inspect them with dump or verify) \
                       unless --clean. With --json the last stdout line is one JSON \
                       object: records, bytes, secs, records_per_s, bytes_per_s, p50_us, \
-                      p99_us, p999_us, max_us, mean_us, dir_switches, acked (per writer, \
+                      p99_us, p999_us, max_us, mean_us, dir_switches, hedges, standby_bytes, acked (per writer, \
                       records acknowledged), writers, record_size, sync, manager, \
                       first_log, last_log. Percentiles are upper estimates within 12.5% \
                       (log-linear histogram); max_us is exact.",

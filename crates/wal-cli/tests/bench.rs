@@ -19,6 +19,8 @@ const SUMMARY_KEYS: [&str; 10] = [
     "p999_us",
     "max_us",
     "dir_switches",
+    "hedges",
+    "standby_bytes",
     "acked",
 ];
 
@@ -165,6 +167,7 @@ fn bench_on_a_failover_config_with_sync_writes_exactly_the_acknowledged_records(
     assert_eq!(s["sync"], true);
     assert_eq!(s["manager"], "failover");
     assert!(s["dir_switches"].is_u64());
+    assert!(s["hedges"].is_u64() && s["standby_bytes"].is_u64());
     check_against_dump(&config, &s, 2, 100);
     // The manager closed cleanly: the secondary exists and nothing is locked.
     assert!(tmp.path().join("s").is_dir());
