@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 use support::{Run, wal, write_config};
 
-const SUMMARY_KEYS: [&str; 10] = [
+const SUMMARY_KEYS: [&str; 12] = [
     "records",
     "bytes",
     "secs",
