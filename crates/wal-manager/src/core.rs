@@ -301,8 +301,10 @@ impl Core {
     /// The archive, if any, hears of it once the log is recorded as closed
     /// (on this thread: [`LogArchive::log_closed`] must not block).
     pub(crate) fn writer_closed(&self, log: LogNum, recyclable: bool) {
-        self.writer_detached(log);
         let mut st = self.state.lock();
+        if st.open == Some(log) {
+            st.open = None;
+        }
         let mut newly_closed = false;
         if let Some(live) = st.logs.iter_mut().find(|l| l.log.num == log) {
             live.recyclable = recyclable
@@ -318,15 +320,6 @@ impl Core {
             if let Some(archive) = &self.archive {
                 archive.log_closed(log);
             }
-        }
-    }
-
-    /// Frees the manager for the next log while `log`'s writer finishes
-    /// closing in the background; [`Core::writer_closed`] follows.
-    pub(crate) fn writer_detached(&self, log: LogNum) {
-        let mut st = self.state.lock();
-        if st.open == Some(log) {
-            st.open = None;
         }
     }
 

@@ -216,20 +216,12 @@ impl Inner {
                     st.standby_failed = true;
                 }
                 st.slots[pos].state = SlotState::Failed(reason);
-                let announce = if st.slots[pos].discard {
-                    st.announce_when_released.take()
-                } else {
-                    None
-                };
                 self.cv.notify_all();
                 drop(st);
                 // Keep the file listed (for deletion) unless it surely does
                 // not exist.
                 if dir.fs.stat(&path).is_err_and(|e| e.is_not_found()) {
                     self.core.remove_segment(self.log, SegmentIndex(pos as u32));
-                }
-                if let Some(recyclable) = announce {
-                    self.core.writer_closed(self.log, recyclable);
                 }
                 return;
             }
@@ -409,14 +401,8 @@ impl Inner {
                     Ok(()) => me.core.remove_segment(me.log, SegmentIndex(pos as u32)),
                     Err(e) => tracing::warn!(log = %me.log, path = %path.display(), error = %e, "removing an unused standby segment failed; it stays an empty segment of the log"),
                 }
-                let mut st = me.state.lock();
-                st.slots[pos].state = SlotState::Closed(Ok(0));
-                let announce = st.announce_when_released.take();
-                drop(st);
+                me.state.lock().slots[pos].state = SlotState::Closed(Ok(0));
                 me.cv.notify_all();
-                if let Some(recyclable) = announce {
-                    me.core.writer_closed(me.log, recyclable);
-                }
             },
         );
     }

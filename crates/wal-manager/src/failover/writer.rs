@@ -104,11 +104,6 @@ pub(crate) struct State {
     pub(crate) closing: bool,
     /// `close` finished.
     pub(crate) closed: bool,
-    /// Set by `close` while an unused standby is still being removed: the
-    /// removal tells the manager the log is closed (with this
-    /// recyclability), so that nothing lists or archives a segment on its
-    /// way out.
-    pub(crate) announce_when_released: Option<bool>,
     /// Set when the writer can neither write nor switch: every waiter and
     /// later append gets this reason.
     pub(crate) failed: Option<String>,
@@ -261,7 +256,6 @@ impl Inner {
                 standby_failed: false,
                 closing: false,
                 closed: false,
-                announce_when_released: None,
                 failed: None,
                 logical_size: 0,
             }),
@@ -538,18 +532,19 @@ impl Inner {
             && st.current == Some(0)
             && st.slots[0].dir == DirId::Primary
             && st.slots[1..].iter().all(|s| s.last_lsn.is_none());
-        let releasing = standby.is_some_and(|p| {
-            st.slots[p].discard || matches!(st.slots[p].state, SlotState::Closing)
-        });
-        if releasing {
-            st.announce_when_released = Some(recyclable);
-        }
+        // An unused standby is on its way out (removed in the background:
+        // `close` never waits on the secondary). The manager forgets it now,
+        // so that nothing lists, archives or deletes it as part of the log;
+        // a crash before its removal leaves an empty segment, which reads
+        // as one, and is deleted with its log or as a leftover at open.
+        let unused_standby = standby
+            .filter(|&p| st.slots[p].last_lsn.is_none())
+            .map(|p| st.slots[p].index);
         drop(st);
-        if releasing {
-            self.core.writer_detached(self.log);
-        } else {
-            self.core.writer_closed(self.log, recyclable);
+        if let Some(index) = unused_standby {
+            self.core.remove_segment(self.log, index);
         }
+        self.core.writer_closed(self.log, recyclable);
         match result {
             Ok(_) => Ok(logical),
             Err(reason) => Err(Error::WriterFailed {
@@ -583,9 +578,16 @@ impl Inner {
         }
         st.closing = true;
         st.closed = true;
+        let unused_standby = st
+            .standby
+            .filter(|&p| st.slots[p].last_lsn.is_none())
+            .map(|p| st.slots[p].index);
         self.release_others(&mut st);
         self.cv.notify_all();
         drop(st);
+        if let Some(index) = unused_standby {
+            self.core.remove_segment(self.log, index);
+        }
         self.core.writer_closed(self.log, false);
     }
 
