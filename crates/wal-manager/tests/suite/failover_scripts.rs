@@ -28,6 +28,11 @@ fn a_stuck_sync_is_hedged_into_the_standby_and_switched_at_its_deadline() {
 }
 
 #[test]
+fn a_hedged_log_that_bounces_back_reads_whole() {
+    run("hedge_bounce");
+}
+
+#[test]
 fn a_slow_secondary_does_not_send_the_log_back_to_a_failing_primary() {
     run("no_bounce");
 }
