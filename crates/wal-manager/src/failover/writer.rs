@@ -1,7 +1,7 @@
 //! The failover writer: one log written as a sequence of segments in two
-//! directories. Appends go to the *current* segment; a *standby* segment
-//! is kept ready in the other directory for hedges and switches (see
-//! [`super::segments`]).
+//! directories. Appends go to the *current* segment; while that is the
+//! primary's, a *standby* segment is kept ready in the secondary for hedges
+//! and switches (see the private `failover::segments` module).
 //!
 //! # Invariants
 //!
