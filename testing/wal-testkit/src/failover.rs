@@ -280,6 +280,19 @@ impl Harness {
                 Err(e) => format!("refused: {e}; now on {}", self.failover().current_dir()),
             },
             "wait-error" => self.wait_error(),
+            "wait-waiter" => {
+                let Some(Writer::Failover(w)) = self.writer.as_deref() else {
+                    return "no failover writer".into();
+                };
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !w.has_waiter() {
+                    if Instant::now() > deadline {
+                        return "timed out".into();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                "an appender waits".into()
+            }
             "settle" => {
                 self.settle();
                 "ok".into()

@@ -738,6 +738,12 @@ impl FailoverWriter {
         }
     }
 
+    /// Whether an appender is waiting for durability (the wait the monitor
+    /// hedges); for tests and tools stepping a manual clock.
+    pub fn has_waiter(&self) -> bool {
+        self.inner.state.lock().waiting_since.is_some()
+    }
+
     /// Every segment of the log so far, oldest first.
     pub fn segments(&self) -> Vec<SegmentStatus> {
         let st = self.inner.state.lock();
