@@ -1,14 +1,15 @@
 //! The segments of a failover log: reserving an index, creating the file on
 //! its own thread, installing a ready segment (replaying the queue into it),
-//! the standby segment kept ready in the other directory, hedging into it,
+//! the standby segment kept ready in the secondary, hedging into it,
 //! promoting it on a switch, closing left-behind segments in the
 //! background, and routing each segment's sync events to the writer.
 //!
 //! # The standby and hedging
 //!
-//! Next to the current segment, the writer keeps a *standby* segment open
-//! in the other directory (the next index), created when the log starts and
-//! after every switch, so that no switch waits for a file to be created.
+//! While appends go to the primary, the writer keeps a *standby* segment
+//! open in the secondary (the next index), created when the log starts on
+//! the primary and after every failback, so that no switch away from a
+//! stalled primary waits for a file to be created.
 //! When someone has waited for durability past the hedge deadline with no
 //! progress, the monitor *hedges*: every record not yet durable is written
 //! into the standby and synced there too, and each is acknowledged from
@@ -18,9 +19,9 @@
 //! records caught by the stall are written twice, and on a disk that stays
 //! stalled every record is acknowledged within about one hedge deadline
 //! plus a sync of the other disk, until the full switch (the monitor's
-//! threshold and damping) promotes the standby to current, replays into it
-//! whatever it lacks, and starts the next standby in the directory left. A
-//! standby that never received a record is removed when the log closes.
+//! threshold and damping) promotes the standby to current and replays into
+//! it whatever it lacks. A standby that never received a record is removed
+//! when the log closes.
 //!
 //! # Why a sync of any segment releases every record before it
 //!
@@ -206,6 +207,10 @@ impl Inner {
             LogWriter::new(RecordedFile::new(file, Arc::clone(&recorder)), options)
                 .map_err(|e| e.to_string())
         })();
+        // Keep a failed segment's file listed (for deletion) unless it surely
+        // does not exist; decided before the failure is published, so that
+        // whoever sees the segment failed sees the list final.
+        let absent = created.is_err() && dir.fs.stat(&path).is_err_and(|e| e.is_not_found());
         let mut st = self.state.lock();
         let writer = match created {
             Ok(w) => Arc::new(w),
@@ -215,14 +220,11 @@ impl Inner {
                 if st.standby == Some(pos) {
                     st.standby_failed = true;
                 }
-                st.slots[pos].state = SlotState::Failed(reason);
-                self.cv.notify_all();
-                drop(st);
-                // Keep the file listed (for deletion) unless it surely does
-                // not exist.
-                if dir.fs.stat(&path).is_err_and(|e| e.is_not_found()) {
+                if absent {
                     self.core.remove_segment(self.log, SegmentIndex(pos as u32));
                 }
+                st.slots[pos].state = SlotState::Failed(reason);
+                self.cv.notify_all();
                 return;
             }
         };
@@ -368,19 +370,24 @@ impl Inner {
             });
     }
 
-    /// Drops the standby at `pos`, which never received a record: it leaves
-    /// the log's segment list at once, and its file goes in the background
-    /// (a crash before that leaves an empty segment, which reads as such).
+    /// Drops the standby at `pos`, which never received a record. It leaves
+    /// the log's segment list at once, so that nothing lists, archives or
+    /// deletes it as part of the log (and the log closes without waiting on
+    /// the secondary); its file is removed in the background, or by its
+    /// creation once done. A crash before that leaves an empty segment,
+    /// which reads as one and is deleted with its log or as a leftover at
+    /// open. A standby whose creation failed stays listed while its file
+    /// may exist (see `create_segment`).
     pub(crate) fn drop_unused_standby(self: &Arc<Self>, st: &mut State, pos: usize) {
         let writer = match &st.slots[pos].state {
-            SlotState::Live(w) => Arc::clone(w),
-            SlotState::Creating => {
-                // Its creation removes it once done, so that the file is
-                // never left unreported.
-                st.slots[pos].discard = true;
-                return;
-            }
+            SlotState::Live(w) => Some(Arc::clone(w)),
+            SlotState::Creating => None,
             SlotState::Failed(_) | SlotState::Closing | SlotState::Closed(_) => return,
+        };
+        self.core.remove_segment(self.log, SegmentIndex(pos as u32));
+        let Some(writer) = writer else {
+            st.slots[pos].discard = true;
+            return;
         };
         st.slots[pos].state = SlotState::Closing;
         let me = Arc::clone(self);
@@ -388,18 +395,15 @@ impl Inner {
         self.env.tasks.spawn(
             &format!("wal-drop-standby-{}-{pos}", self.log),
             move || {
-                // Nothing in it to keep: abandon the writer, remove the file,
-                // then forget it (a crash before that leaves an empty
-                // segment, which reads as one).
+                // Nothing in it to keep: abandon the writer, remove the file.
                 drop(writer);
                 let d = me.core.dirs.get(dir);
                 let removed = match d.fs.remove(&path) {
                     Err(e) if !e.is_not_found() => Err(e),
                     _ => d.fs.sync_dir(&d.path),
                 };
-                match removed {
-                    Ok(()) => me.core.remove_segment(me.log, SegmentIndex(pos as u32)),
-                    Err(e) => tracing::warn!(log = %me.log, path = %path.display(), error = %e, "removing an unused standby segment failed; it stays an empty segment of the log"),
+                if let Err(e) = removed {
+                    tracing::warn!(log = %me.log, path = %path.display(), error = %e, "removing an unused standby segment failed; it stays an empty segment of the log until the next open");
                 }
                 me.state.lock().slots[pos].state = SlotState::Closed(Ok(0));
                 me.cv.notify_all();

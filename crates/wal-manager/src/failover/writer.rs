@@ -159,7 +159,8 @@ pub(crate) struct MonitorView {
 pub enum SegmentRole {
     /// Appends go to it.
     Current,
-    /// Kept ready in the other directory for hedges and switches.
+    /// Kept ready in the secondary, while appends go to the primary, for
+    /// hedges and switches.
     Standby,
     /// Left behind by a switch (or an unused standby being removed).
     LeftBehind,
@@ -268,8 +269,8 @@ impl Inner {
         self.log
     }
 
-    /// Starts the log: its first segment in `dir`, and (with `standby`) a
-    /// standby in the other directory.
+    /// Starts the log: its first segment in `dir`, and (with `standby`,
+    /// when `dir` is the primary) a standby in the secondary.
     ///
     /// # Errors
     /// As [`Inner::reserve`].
@@ -320,8 +321,8 @@ impl Inner {
     /// Moves appends to `dir`: promotes the standby if it is there and
     /// usable, else reserves a new segment there (created on a background
     /// thread; `past_cap` lets an error switch go past
-    /// `segments_per_log_max`); then starts a standby in the directory
-    /// left. Never waits for I/O. Returns the new current segment's index
+    /// `segments_per_log_max`); then, back on the primary, starts a
+    /// standby in the secondary. Never waits for I/O. Returns the new current segment's index
     /// and path, and whether it was the standby.
     ///
     /// # Errors
@@ -519,7 +520,6 @@ impl Inner {
             self.cv.wait(&mut st);
         };
         st.closed = true;
-        let standby = st.standby;
         self.release_others(&mut st);
         if let Err(reason) = &result {
             if st.failed.is_none() {
@@ -532,18 +532,7 @@ impl Inner {
             && st.current == Some(0)
             && st.slots[0].dir == DirId::Primary
             && st.slots[1..].iter().all(|s| s.last_lsn.is_none());
-        // An unused standby is on its way out (removed in the background:
-        // `close` never waits on the secondary). The manager forgets it now,
-        // so that nothing lists, archives or deletes it as part of the log;
-        // a crash before its removal leaves an empty segment, which reads
-        // as one, and is deleted with its log or as a leftover at open.
-        let unused_standby = standby
-            .filter(|&p| st.slots[p].last_lsn.is_none())
-            .map(|p| st.slots[p].index);
         drop(st);
-        if let Some(index) = unused_standby {
-            self.core.remove_segment(self.log, index);
-        }
         self.core.writer_closed(self.log, recyclable);
         match result {
             Ok(_) => Ok(logical),
@@ -578,16 +567,9 @@ impl Inner {
         }
         st.closing = true;
         st.closed = true;
-        let unused_standby = st
-            .standby
-            .filter(|&p| st.slots[p].last_lsn.is_none())
-            .map(|p| st.slots[p].index);
         self.release_others(&mut st);
         self.cv.notify_all();
         drop(st);
-        if let Some(index) = unused_standby {
-            self.core.remove_segment(self.log, index);
-        }
         self.core.writer_closed(self.log, false);
     }
 

@@ -413,14 +413,22 @@ fn a_failed_directory_sync_of_the_first_segment_switches_to_the_secondary() {
     let Writer::Failover(fw) = &*w else {
         unreachable!()
     };
-    let states: Vec<(DirId, bool)> = fw
-        .segments()
-        .iter()
-        .map(|seg| (seg.dir, matches!(seg.state, SegmentState::Failed(_))))
-        .collect();
+    let states = || -> Vec<(DirId, bool)> {
+        fw.segments()
+            .iter()
+            .map(|seg| (seg.dir, matches!(seg.state, SegmentState::Failed(_))))
+            .collect()
+    };
+    // The failed creation publishes its state once its thread has looked
+    // whether the file exists (the error itself was seen earlier).
+    let expected = [(DirId::Primary, true), (DirId::Secondary, false)];
+    let deadline = Instant::now() + WAIT_MAX;
+    while states() != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(
-        states,
-        [(DirId::Primary, true), (DirId::Secondary, false)],
+        states(),
+        expected,
         "segment 0 failed; segment 1 took the records"
     );
     w.close().unwrap();
