@@ -138,13 +138,10 @@ impl Recorder {
         let start = self.now_nanos();
         self.op_start.store(start + 1, Ordering::Release);
         self.wake.poke();
-        let r = op();
+        let r = self.untimed(op);
         self.op_start.store(0, Ordering::Release);
         self.window
             .record(Duration::from_nanos(self.now_nanos().saturating_sub(start)));
-        if let Err(e) = &r {
-            self.fail(e.to_string());
-        }
         r
     }
 
@@ -187,8 +184,8 @@ impl Recorder {
 
     /// How long the current operation has been running; `None` when idle.
     pub(crate) fn running_for(&self) -> Option<Duration> {
-        let start = self.op_start.load(Ordering::Acquire);
-        (start != 0).then(|| Duration::from_nanos(self.now_nanos().saturating_sub(start - 1)))
+        let start = self.op_started_at()?;
+        Some(self.clock.now().saturating_sub(start))
     }
 }
 
