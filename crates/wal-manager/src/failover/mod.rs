@@ -188,14 +188,7 @@ impl FailoverManager {
         let mut threads = Vec::new();
         if env.driver == Driver::Background {
             threads.push(spawn_monitor(&shared)?);
-            threads.push(spawn_loop(
-                &shared,
-                "wal-prober",
-                f.probe_interval.0,
-                |s| {
-                    s.prober.probe_once();
-                },
-            )?);
+            threads.push(spawn_prober(&shared, f.probe_interval.0)?);
         }
         Ok(FailoverManager {
             shared,
@@ -399,43 +392,15 @@ impl Drop for FailoverManager {
     }
 }
 
-/// A background thread that runs `f` every `interval` until the manager
-/// stops.
-fn spawn_loop(
+/// A background thread that runs `step` until the manager stops or is
+/// gone; each step holds the manager only while it runs (it may drop it
+/// before waiting).
+fn spawn_thread(
     shared: &Arc<Shared>,
     name: &str,
-    interval: Duration,
-    f: fn(&Shared),
+    step: impl Fn(Arc<Shared>) + Send + 'static,
 ) -> Result<JoinHandle<()>> {
     let weak = Arc::downgrade(shared);
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            loop {
-                let Some(s) = weak.upgrade() else { return };
-                {
-                    let mut stop = s.stop.lock();
-                    if !*stop {
-                        s.stop_cv.wait_for(&mut stop, interval);
-                    }
-                    if *stop {
-                        return;
-                    }
-                }
-                f(&s);
-            }
-        })
-        .map_err(|source| Error::Spawn {
-            thread: name.to_owned(),
-            source,
-        })
-}
-
-/// The monitor's thread: a sample at every deadline the previous one
-/// returned, or idle until an operation or a wait starts.
-fn spawn_monitor(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
-    let weak = Arc::downgrade(shared);
-    let name = "wal-monitor";
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -444,17 +409,39 @@ fn spawn_monitor(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
                 if *s.stop.lock() {
                     return;
                 }
-                let (next, idle) = tick(&s);
-                let wait = next.saturating_sub(s.core.clock.now());
-                let wake = Arc::clone(&s.env.wake);
-                drop(s);
-                wake.sleep(wait, idle);
+                step(s);
             }
         })
         .map_err(|source| Error::Spawn {
             thread: name.to_owned(),
             source,
         })
+}
+
+/// The prober's thread: a probe every `interval`.
+fn spawn_prober(shared: &Arc<Shared>, interval: Duration) -> Result<JoinHandle<()>> {
+    spawn_thread(shared, "wal-prober", move |s| {
+        let mut stop = s.stop.lock();
+        if !*stop {
+            s.stop_cv.wait_for(&mut stop, interval);
+        }
+        if !*stop {
+            drop(stop);
+            s.prober.probe_once();
+        }
+    })
+}
+
+/// The monitor's thread: a sample at every deadline the previous one
+/// returned, or idle until an operation or a wait starts.
+fn spawn_monitor(shared: &Arc<Shared>) -> Result<JoinHandle<()>> {
+    spawn_thread(shared, "wal-monitor", |s| {
+        let (next, idle) = tick(&s);
+        let wait = next.saturating_sub(s.core.clock.now());
+        let wake = Arc::clone(&s.env.wake);
+        drop(s);
+        wake.sleep(wait, idle);
+    })
 }
 
 /// How long a wait for durability may last before the monitor hedges, for
