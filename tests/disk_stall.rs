@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wal_manager::{Config, LogNum, Manager};
-use wal_stallfs::{Op, StallControl, mount_or_skip};
+use wal_stallfs::{Mounted, Op, StallControl, mount_or_skip};
 use wal_testkit::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
 
 const WRITERS: u64 = 8;
@@ -54,12 +54,10 @@ const STANDALONE_STALL_SHARE_MIN: f64 = 0.8;
 
 #[test]
 fn failover_rides_out_a_real_disk_stall_that_blocks_the_standalone_manager() {
-    let backing = tempfile::tempdir().unwrap();
-    let mnt = tempfile::tempdir().unwrap();
-    let secondary = tempfile::tempdir().unwrap();
-    let Some(mounted) = mount_or_skip(backing.path(), mnt.path()) else {
+    let Some(disks) = Disks::mount() else {
         return;
     };
+    let (mounted, secondary) = (&disks.mounted, &disks.secondary);
     let control = mounted.control();
     let stall = Duration::from_millis(env_u64("DISK_STALL_MS").unwrap_or(STALL_DEFAULT_MS));
 
@@ -88,17 +86,14 @@ fn failover_rides_out_a_real_disk_stall_that_blocks_the_standalone_manager() {
         "the standalone manager's longest append ({:?}) should have waited for most of the {stall:?} stall",
         standalone.max
     );
-    drop(mounted);
 }
 
 #[test]
 fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
-    let backing = tempfile::tempdir().unwrap();
-    let mnt = tempfile::tempdir().unwrap();
-    let secondary = tempfile::tempdir().unwrap();
-    let Some(mounted) = mount_or_skip(backing.path(), mnt.path()) else {
+    let Some(disks) = Disks::mount() else {
         return;
     };
+    let (mounted, secondary) = (&disks.mounted, &disks.secondary);
     let control = mounted.control();
     let stall = Duration::from_millis(env_u64("DISK_STALL_MS").unwrap_or(500));
     let rounds = env_u64("DISK_STALL_ROUNDS").unwrap_or(3);
@@ -142,7 +137,30 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
         maxima[maxima.len() / 2],
         maxima[maxima.len() - 1]
     );
-    drop(mounted);
+}
+
+/// The stallable FUSE mount (the primary's disk) and a plain directory
+/// (the secondary's); the mount goes before the directories it uses.
+struct Disks {
+    mounted: Mounted,
+    secondary: tempfile::TempDir,
+    _mnt: tempfile::TempDir,
+    _backing: tempfile::TempDir,
+}
+
+impl Disks {
+    /// `None` (the test skips) when FUSE cannot be mounted here.
+    fn mount() -> Option<Disks> {
+        let backing = tempfile::tempdir().unwrap();
+        let mnt = tempfile::tempdir().unwrap();
+        let mounted = mount_or_skip(backing.path(), mnt.path())?;
+        Some(Disks {
+            mounted,
+            secondary: tempfile::tempdir().unwrap(),
+            _mnt: mnt,
+            _backing: backing,
+        })
+    }
 }
 
 /// What one run measured.
