@@ -78,7 +78,8 @@ pub struct Sample {
     pub primary_suspect: bool,
     /// `failover.hedge`.
     pub hedge_enabled: bool,
-    /// Whether a standby segment is open and has not failed.
+    /// Whether a hedge can be made: a standby segment is open and has not
+    /// failed, and the current segment is installed.
     pub standby_ready: bool,
     /// How long someone has waited for durability with no progress (and
     /// no hedge) so far; zero when nobody waits.

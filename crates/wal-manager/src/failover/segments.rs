@@ -29,7 +29,10 @@
 //! not yet durable when its hedge copied it, and the records between two
 //! runs were durable (in an earlier segment) before the later run was
 //! copied. The current segment holds every record from the first one not
-//! yet durable when it became current. So when any segment has synced a
+//! yet durable when it was installed, and no hedge is made before the
+//! current segment is installed (a standby always has a later index than
+//! the current segment, so a record acknowledged from it while the current
+//! one is still being created would be missing between the two). So when any segment has synced a
 //! record, every record before it is durable in that segment or an earlier
 //! one, and a reader that reads the segments in index order and drops
 //! records it has seen finds them all, in order.
@@ -311,13 +314,19 @@ impl Inner {
 
     /// Hedges (at `now`, by the manager's clock): writes every record not
     /// yet durable that the standby lacks into it and asks for a sync there.
-    /// Returns the bytes written, or `None` when no standby could take them.
+    /// Returns the bytes written, or `None` when no standby could take them
+    /// or the current segment is not installed yet.
     pub(crate) fn hedge(&self, now: std::time::Duration) -> Option<u64> {
         let mut st = self.state.lock();
         if st.closing || st.failed.is_some() {
             return None;
         }
         st.last_hedge = Some(now);
+        // Not while the current segment is still being created: it will
+        // hold only what is not yet durable when it is installed, so records
+        // acknowledged from the standby (a later segment) meanwhile would be
+        // missing between it and the segments before it.
+        st.slots[st.current?].live()?;
         let pos = st.standby?;
         let writer = st.slots[pos].live().cloned()?;
         if st.slots[pos].recorder.has_failed() {

@@ -150,7 +150,8 @@ pub(crate) struct MonitorView {
     pub(crate) waiting_since: Option<Duration>,
     /// The current segment's directory.
     pub(crate) dir: Option<DirId>,
-    /// Whether a standby is open and has not failed.
+    /// Whether a standby is open and has not failed, and the current
+    /// segment is installed (a hedge may go into the standby).
     pub(crate) standby_ready: bool,
 }
 
@@ -291,10 +292,12 @@ impl Inner {
             return None;
         }
         let current = &st.slots[st.current?];
-        let standby_ready = st.standby.is_some_and(|p| {
-            let s = &st.slots[p];
-            s.live().is_some() && !s.recorder.has_failed()
-        });
+        // A hedge needs the current segment installed (see `Inner::hedge`).
+        let standby_ready = current.live().is_some()
+            && st.standby.is_some_and(|p| {
+                let s = &st.slots[p];
+                s.live().is_some() && !s.recorder.has_failed()
+            });
         let waiting_since = match (st.waiting_since, st.last_hedge) {
             (Some(w), Some(h)) => Some(w.max(h)),
             (w, _) => w,
