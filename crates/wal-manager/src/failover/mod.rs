@@ -101,6 +101,9 @@ struct MonitorState {
     last_failback: Option<Duration>,
     /// The no-bounce rule holds the log on a slow secondary.
     stranded: bool,
+    /// The log is on the secondary because the primary failed an
+    /// operation (an error switch), not for its latency.
+    left_for_error: bool,
 }
 
 impl MonitorState {
@@ -167,6 +170,7 @@ impl FailoverManager {
                 last_accounted: now,
                 last_failback: None,
                 stranded: false,
+                left_for_error: false,
             }),
             prober,
             enabled: AtomicBool::new(f.enabled),
@@ -512,12 +516,16 @@ fn tick(s: &Shared) -> (Duration, bool) {
         (prober::FAILED_PROBE_LATENCY, prober::FAILED_PROBE_LATENCY)
     };
     let threshold = cfg.unhealthy_op_latency_threshold.0;
-    // Evidence, not memory: the newest probe of the primary failed, or one
-    // has been hanging past the threshold. Without either (no probe yet),
-    // the latency rules may send the log back.
+    // Evidence: the newest probe of the primary failed, or one has been
+    // hanging past the threshold, or the primary failed an operation and no
+    // probe has finished since (the history is cleared at each failback).
+    // After a latency switch with no probe yet, the latency rules may send
+    // the log back.
+    let last_probe = s.prober.last();
     let primary_suspect = on_secondary
-        && (s.prober.last() == Some(prober::FAILED_PROBE_LATENCY)
-            || s.prober.running_for().is_some_and(|d| d > threshold));
+        && (last_probe == Some(prober::FAILED_PROBE_LATENCY)
+            || s.prober.running_for().is_some_and(|d| d > threshold)
+            || (mon.left_for_error && last_probe.is_none()));
     let sample = Sample {
         failover_enabled: s.enabled.load(Ordering::Acquire),
         dir: mon.dir,
@@ -620,6 +628,7 @@ fn switch(
     mon.account(now);
     mon.dir = to;
     mon.switches += 1;
+    mon.left_for_error = to == DirId::Secondary && reason == SwitchReason::Error;
     match to {
         DirId::Secondary => s.prober.enable(),
         DirId::Primary => {

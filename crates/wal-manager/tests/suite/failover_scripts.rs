@@ -43,6 +43,11 @@ fn a_slow_secondary_does_not_send_the_log_back_to_a_failing_primary() {
 }
 
 #[test]
+fn a_slow_secondary_does_not_send_the_log_back_to_a_primary_that_just_failed() {
+    run("no_bounce_before_probe");
+}
+
+#[test]
 fn a_failed_create_switches_at_the_first_sample_and_a_hung_one_fails_back() {
     run("create_fails");
 }
