@@ -1,4 +1,5 @@
-//! [`LatencyFs`]: stalls held and released by a test, and fixed delays.
+//! [`LatencyFs`]: stalls held and released by a test, fixed delays, and
+//! seeded random delays (a noisy disk).
 
 use std::fmt;
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::rng::SplitMix64;
 use crate::{DirLock, File, Fs, Metadata, Op, OpFilter, Result};
 
 /// The stalls and delays of one or more [`LatencyFs`]. Cloning gives another
@@ -27,12 +29,47 @@ struct Shared {
 struct Gates {
     next_id: u64,
     stalls: Vec<(u64, OpFilter)>,
-    delays: Vec<(DelayId, OpFilter, Duration)>,
+    delays: Vec<(DelayId, OpFilter, Delay)>,
     /// Operations parked in [`LatencyControl::gate`] right now.
     blocked: usize,
 }
 
-/// Identifies a delay added by [`LatencyControl::add_delay`].
+/// How long a selected operation sleeps.
+#[derive(Debug)]
+enum Delay {
+    Fixed(Duration),
+    /// With probability `per_million / 1e6`, a time drawn uniformly from
+    /// `min..=max`; otherwise none.
+    Noise {
+        rng: SplitMix64,
+        per_million: u32,
+        min: Duration,
+        max: Duration,
+    },
+}
+
+impl Delay {
+    fn draw(&mut self) -> Duration {
+        match self {
+            Delay::Fixed(d) => *d,
+            Delay::Noise {
+                rng,
+                per_million,
+                min,
+                max,
+            } => {
+                if rng.below(1_000_000) >= u64::from(*per_million) {
+                    return Duration::ZERO;
+                }
+                let span = max.saturating_sub(*min).as_micros() as u64;
+                *min + Duration::from_micros(rng.below(span + 1))
+            }
+        }
+    }
+}
+
+/// Identifies a delay added by [`LatencyControl::add_delay`] or
+/// [`LatencyControl::add_noise`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DelayId(u64);
 
@@ -106,7 +143,44 @@ impl LatencyControl {
         let mut gates = self.shared.state.lock();
         let id = DelayId(gates.next_id);
         gates.next_id += 1;
-        gates.delays.push((id, filter, delay));
+        gates.delays.push((id, filter, Delay::Fixed(delay)));
+        id
+    }
+
+    /// Makes each operation `filter` selects sleep, with probability
+    /// `per_million` in a million, for a time drawn uniformly from
+    /// `min..=max` (a disk that is healthy but now and then slow). The draws
+    /// are a pure function of `seed` and the order of the operations.
+    ///
+    /// # Panics
+    /// If `per_million` is over a million or `min` is over `max`.
+    pub fn add_noise(
+        &self,
+        filter: OpFilter,
+        per_million: u32,
+        min: Duration,
+        max: Duration,
+        seed: u64,
+    ) -> DelayId {
+        assert!(
+            per_million <= 1_000_000,
+            "per_million {per_million} is over a million"
+        );
+        assert!(min <= max, "noise from {min:?} to {max:?}: min is over max");
+        let mut gates = self.shared.state.lock();
+        let id = DelayId(gates.next_id);
+        gates.next_id += 1;
+        let rng = SplitMix64::new(seed);
+        gates.delays.push((
+            id,
+            filter,
+            Delay::Noise {
+                rng,
+                per_million,
+                min,
+                max,
+            },
+        ));
         id
     }
 
@@ -163,9 +237,9 @@ impl LatencyControl {
         }
         let delay: Duration = gates
             .delays
-            .iter()
+            .iter_mut()
             .filter(|(_, f, _)| f.select(op, paths).is_some())
-            .map(|(_, _, d)| *d)
+            .map(|(_, _, d)| d.draw())
             .sum();
         drop(gates);
         if !delay.is_zero() {
@@ -441,5 +515,59 @@ mod tests {
         );
         assert!(control.remove_delay(id));
         assert!(!control.remove_delay(id));
+    }
+
+    fn noise(per_million: u32, seed: u64) -> Delay {
+        Delay::Noise {
+            rng: SplitMix64::new(seed),
+            per_million,
+            min: Duration::from_millis(5),
+            max: Duration::from_millis(30),
+        }
+    }
+
+    #[test]
+    fn noise_delays_about_the_given_share_within_its_bounds_and_replays_by_seed() {
+        let draws: Vec<Duration> = {
+            let mut n = noise(10_000, 7);
+            (0..100_000).map(|_| n.draw()).collect()
+        };
+        let slow: Vec<_> = draws.iter().filter(|d| !d.is_zero()).collect();
+        // 1% of 100 000 is 1000; the binomial's sd is about 31.
+        assert!(
+            (850..=1150).contains(&slow.len()),
+            "{} of 100000 draws delayed, expected about 1000",
+            slow.len()
+        );
+        assert!(
+            slow.iter()
+                .all(|d| (Duration::from_millis(5)..=Duration::from_millis(30)).contains(d))
+        );
+        let mut again = noise(10_000, 7);
+        assert!(
+            draws.iter().all(|d| *d == again.draw()),
+            "same seed, same draws"
+        );
+        let mut never = noise(0, 7);
+        assert!((0..10_000).all(|_| never.draw().is_zero()));
+        let mut always = noise(1_000_000, 7);
+        assert!((0..10_000).all(|_| !always.draw().is_zero()));
+    }
+
+    #[test]
+    fn noise_is_added_and_removed_like_a_delay() {
+        let (fs, control) = setup();
+        let id = control.add_noise(
+            OpFilter::ops([Op::Sync]),
+            1_000_000,
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+            1,
+        );
+        let mut f = fs.create(Path::new("/pri/a")).unwrap();
+        let start = Instant::now();
+        f.sync_data().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(1));
+        assert!(control.remove_delay(id));
     }
 }
