@@ -21,6 +21,13 @@
 //!   `DISK_STALL_ROUNDS=<n>` (3 by default) sets how many,
 //!   `DISK_STALL_SEED=<n>` replays a run.
 //!
+//! * A failing primary and then a stalling secondary, both on FUSE mounts,
+//!   with `segments_per_log_max = 3`: the primary's fsyncs fail with `EIO`
+//!   (so do its probes), then, before the first probe, the secondary's
+//!   writes and fsyncs stall for 300 ms. No append may fail (the log waits
+//!   on the secondary rather than bounce back to the failing primary until
+//!   it runs out of segments), and every acknowledged record reads back.
+//!
 //! Without `/dev/fuse` (or the right to mount) the tests print `SKIPPED`
 //! and return, unless `WAL_STALLFS_REQUIRE_FUSE=1` (set by `.ci/run` when
 //! it can mount) makes that a failure. `DISK_STALL_MS=<n>` changes the
@@ -137,6 +144,84 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
         maxima[maxima.len() / 2],
         maxima[maxima.len() - 1]
     );
+}
+
+#[test]
+fn a_failing_primary_and_a_stalling_secondary_never_fail_the_writer() {
+    let (Some(primary), Some(secondary)) = (Disks::mount(), Disks::mount()) else {
+        return;
+    };
+    let (p, s) = (primary.mounted.control(), secondary.mounted.control());
+    let mut config = Config::failover(
+        primary.mounted.mountpoint().join("wal"),
+        secondary.mounted.mountpoint().join("wal"),
+    );
+    config.failover.segments_per_log_max = 3;
+    let manager = Manager::open(&config).unwrap();
+    let writer = Arc::new(manager.create(LogNum(1)).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (writer, done, acked, failed) = (
+                Arc::clone(&writer),
+                Arc::clone(&done),
+                Arc::clone(&acked),
+                Arc::clone(&failed),
+            );
+            std::thread::spawn(move || {
+                let mut counter = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let tag = (t << 32) | counter;
+                    let started = Instant::now();
+                    match writer.append_sync(&payload(tag, 0, RECORD_LEN)) {
+                        Ok(lsn) => acked.lock().push((lsn.0, tag, started.elapsed())),
+                        Err(e) => {
+                            failed.lock().push(e.to_string());
+                            return;
+                        }
+                    }
+                    counter += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    p.fail(Op::Fsync, 5); // EIO
+    std::thread::sleep(Duration::from_millis(300));
+    s.stall(Op::Write | Op::Fsync);
+    std::thread::sleep(Duration::from_millis(300));
+    s.release();
+    std::thread::sleep(Duration::from_millis(500));
+    done.store(true, Ordering::Release);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = manager.stats().failover.unwrap();
+    let segments = manager.list()[0].segments.len();
+    writer.close().unwrap();
+    drop(writer);
+    manager.close().unwrap();
+    p.clear_faults();
+    let acked = std::mem::take(&mut *acked.lock());
+    let max = acked.iter().map(|a| a.2).max().unwrap_or_default();
+    eprintln!(
+        "disk_stall failing primary, stalling secondary: {} synced appends, max {:.1} ms, {} switches, {segments} segments",
+        acked.len(),
+        ms(max),
+        stats.switches
+    );
+    let failed = failed.lock();
+    assert!(
+        failed.is_empty(),
+        "appends failed while the secondary could take them: {failed:?}"
+    );
+    assert!(
+        stats.switches >= 1,
+        "the log never left the failing primary"
+    );
+    check_read_back(&config, &acked);
 }
 
 /// The stallable FUSE mount (the primary's disk) and a plain directory
