@@ -8,8 +8,14 @@
 //! wait for durability), so a rotation waits for appends in flight and no
 //! append can reach a writer that is being closed; an append that has to
 //! wait for a rotation counts that wait in its latency, as its caller would.
+//!
+//! With `--timeline`, each writer also counts every acknowledged append in
+//! its own lane of time buckets, and the main thread's watch loop polls the
+//! manager for failover events (`crate::timeline`). Without it the writer
+//! loop is instantiated with `NoTimeline` and records nothing.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread;
@@ -26,6 +32,7 @@ use crate::failure::Failure;
 use crate::progress::{PROGRESS_INTERVAL, Progress};
 use crate::stats::human;
 use crate::target::{Need, Target};
+use crate::timeline::{self, Completions, Destination, NoTimeline, Recorder, RunInfo, Timeline};
 
 /// Bytes of the payload header: writer id and record counter.
 const RECORD_SIZE_MIN: usize = 16;
@@ -155,8 +162,13 @@ fn initial_payload(id: usize, size: usize) -> Vec<u8> {
     payload
 }
 
-/// One appending thread; returns its latency histogram.
-fn worker(shared: &Shared<'_>, id: usize) -> HistogramSnapshot {
+/// One appending thread; returns its latency histogram and `completions`,
+/// which saw every acknowledged append.
+fn worker<C: Completions>(
+    shared: &Shared<'_>,
+    id: usize,
+    mut completions: C,
+) -> (HistogramSnapshot, C) {
     let latency = Histogram::new();
     let mut payload = initial_payload(id, shared.plan.record_size);
     let size = payload.len() as u64;
@@ -176,7 +188,8 @@ fn worker(shared: &Shared<'_>, id: usize) -> HistogramSnapshot {
             };
             (result, writer.log())
         };
-        let took = start.elapsed();
+        let end = Instant::now();
+        let took = end.saturating_duration_since(start);
         if let Err(e) = result {
             shared.fail(format!(
                 "writer {id}: append of record {counter} to log {log} failed: {e}"
@@ -184,6 +197,7 @@ fn worker(shared: &Shared<'_>, id: usize) -> HistogramSnapshot {
             break;
         }
         latency.record_duration(took);
+        completions.record(end, took);
         counter += 1;
         shared.acked[id].0.store(counter, Ordering::Relaxed);
         if shared.log_bytes.fetch_add(size, Ordering::Relaxed) + size >= shared.plan.log_size_max {
@@ -193,7 +207,7 @@ fn worker(shared: &Shared<'_>, id: usize) -> HistogramSnapshot {
             }
         }
     }
-    latency.snapshot()
+    (latency.snapshot(), completions)
 }
 
 /// What a run measured.
@@ -210,13 +224,20 @@ struct Outcome {
     error: Option<String>,
     /// What the archive did, when one is configured.
     archived: Option<String>,
+    /// With `--timeline`: what was recorded, until it is written.
+    timeline: Option<Timeline>,
+    /// Where the timeline was written, and what it holds.
+    timeline_written: Option<(PathBuf, String)>,
 }
 
-/// Runs the writers, shows progress, closes the last writer.
-fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
+/// Runs the writers, shows progress, closes the last writer; records a
+/// timeline if `timeline`.
+fn drive(manager: &Manager, plan: Plan, timeline: bool) -> Result<Outcome, Failure> {
     let first_log = manager.next_log_num();
     let writer = manager.create(first_log)?;
     let start = Instant::now();
+    let mut recorder =
+        timeline.then(|| Recorder::start(manager, start, plan.duration, plan.writers));
     let shared = Shared {
         manager,
         plan,
@@ -232,15 +253,29 @@ fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
         let handles: Vec<_> = (0..plan.writers)
             .map(|id| {
                 let shared = &shared;
-                s.spawn(move || worker(shared, id))
+                // Two instances of the loop: without a timeline it records
+                // into `NoTimeline`, which compiles to nothing.
+                let lane = recorder.as_ref().map(Recorder::lane);
+                s.spawn(move || match lane {
+                    Some(lane) => {
+                        let (snapshot, lane) = worker(shared, id, lane);
+                        (snapshot, Some(lane))
+                    }
+                    None => (worker(shared, id, NoTimeline).0, None),
+                })
             })
             .collect();
-        watch(&shared, start, || {
+        watch(&shared, start, recorder.as_mut(), || {
             handles.iter().all(thread::ScopedJoinHandle::is_finished)
         });
         for h in handles {
             match h.join() {
-                Ok(snapshot) => latency.merge(&snapshot),
+                Ok((snapshot, lane)) => {
+                    latency.merge(&snapshot);
+                    if let (Some(r), Some(lane)) = (&mut recorder, &lane) {
+                        r.add(lane);
+                    }
+                }
                 Err(_) => shared.fail("a writer thread panicked".into()),
             }
         }
@@ -272,11 +307,23 @@ fn drive(manager: &Manager, plan: Plan) -> Result<Outcome, Failure> {
         stats,
         error,
         archived: None,
+        timeline: recorder.map(|r| r.finish(manager)),
+        timeline_written: None,
     })
 }
 
-/// Waits until `done`, redrawing the progress line.
-fn watch(shared: &Shared<'_>, start: Instant, done: impl Fn() -> bool) {
+/// Waits until `done`, redrawing the progress line and polling the
+/// manager for the timeline's events.
+fn watch(
+    shared: &Shared<'_>,
+    start: Instant,
+    mut recorder: Option<&mut Recorder>,
+    done: impl Fn() -> bool,
+) {
+    let interval = recorder
+        .as_ref()
+        .and_then(|r| r.poll_interval())
+        .map_or(POLL_INTERVAL, |i| i.min(POLL_INTERVAL));
     let mut progress = Progress::new();
     let mut next_draw = start;
     let total = shared.plan.duration.as_secs_f64();
@@ -295,7 +342,10 @@ fn watch(shared: &Shared<'_>, start: Instant, done: impl Fn() -> bool) {
             ));
             next_draw = now + PROGRESS_INTERVAL;
         }
-        thread::sleep(POLL_INTERVAL);
+        if let Some(r) = recorder.as_deref_mut() {
+            r.poll(shared.manager);
+        }
+        thread::sleep(interval);
     }
     progress.finish();
 }
@@ -308,6 +358,11 @@ fn watch(shared: &Shared<'_>, start: Instant, done: impl Fn() -> bool) {
 /// printing what was measured).
 pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let plan = Plan::new(args)?;
+    let timeline = args
+        .timeline
+        .as_deref()
+        .map(Destination::check)
+        .transpose()?;
     let target = Target::resolve(&args.target, Need::MayCreate)?;
     plan.check_against(&target)?;
     if args.clean && holds_logs(&target) {
@@ -322,10 +377,13 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), Failure> 
         None => Env::os(),
     };
     let manager = Manager::open_with(&target.config, env)?;
-    let mut outcome = drive(&manager, plan);
+    let mut outcome = drive(&manager, plan, timeline.is_some());
     if let (Some(a), Ok(o)) = (&archiver, &mut outcome) {
         o.archived = Some(wait_for_archive(a, o));
         o.stats = manager.stats();
+    }
+    if let (Some(dest), Ok(o)) = (&timeline, &mut outcome) {
+        write_timeline(dest, &run_info(&target, plan), o);
     }
     let cleaned = match &outcome {
         Ok(o) if args.clean && o.error.is_none() => Some(obsolete_logs(&manager, o.last_log)),
@@ -346,6 +404,45 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), Failure> 
     match outcome.error {
         Some(e) => Err(Failure::failed(e)),
         None => Ok(()),
+    }
+}
+
+/// What the chart's title says about the run.
+fn run_info(target: &Target, plan: Plan) -> RunInfo {
+    RunInfo {
+        writers: plan.writers,
+        record_size: plan.record_size,
+        sync: plan.sync,
+        manager: manager_kind(target),
+    }
+}
+
+fn manager_kind(target: &Target) -> &'static str {
+    if target.config.is_failover() {
+        "failover"
+    } else {
+        "standalone"
+    }
+}
+
+/// Writes the recorded timeline to `dest` (also after a failed run: it
+/// shows what led to the failure); a write that fails fails the bench.
+fn write_timeline(dest: &Destination, info: &RunInfo, o: &mut Outcome) {
+    let Some(t) = o.timeline.take() else {
+        return;
+    };
+    match t.write(dest, info) {
+        Ok(()) => {
+            let format = match dest.format() {
+                timeline::Format::Svg => "SVG chart",
+                timeline::Format::Csv => "CSV",
+            };
+            let what = format!("{format}: {}", t.summary());
+            o.timeline_written = Some((dest.path().to_path_buf(), what));
+        }
+        Err(e) => {
+            o.error.get_or_insert(e);
+        }
     }
 }
 
@@ -483,11 +580,7 @@ fn report(
     let bytes = records * plan.record_size as u64;
     let secs = o.secs.max(1e-9);
     let l = &o.latency;
-    let kind = if target.config.is_failover() {
-        "failover"
-    } else {
-        "standalone"
-    };
+    let kind = manager_kind(target);
     let ns = |d: u64| human(Duration::from_nanos(d));
     writeln!(out, "wal bench: {kind} manager, {}", target.describe())?;
     writeln!(
@@ -543,6 +636,9 @@ fn report(
     if let Some(archived) = &o.archived {
         writeln!(out, "  {archived}")?;
     }
+    if let Some((path, what)) = &o.timeline_written {
+        writeln!(out, "  timeline written to {} ({what})", path.display())?;
+    }
     if let Some(e) = &o.error {
         writeln!(out, "  FAILED: {e}")?;
     }
@@ -570,6 +666,7 @@ fn report(
             "last_log": o.last_log.0,
             "logs_kept": !args.clean,
             "error": o.error,
+            "timeline": o.timeline_written.as_ref().map(|(p, _)| p.display().to_string()),
         });
         writeln!(out, "{summary}")?;
     }

@@ -115,7 +115,8 @@ pub(crate) enum Command {
                       object: records, bytes, secs, records_per_s, bytes_per_s, p50_us, \
                       p99_us, p999_us, max_us, mean_us, dir_switches, hedges, standby_bytes, acked (per writer, \
                       records acknowledged), writers, record_size, sync, manager, \
-                      first_log, last_log. Percentiles are upper estimates within 12.5% \
+                      first_log, last_log, timeline (the path written by --timeline, or \
+                      null). Percentiles are upper estimates within 12.5% \
                       (log-linear histogram); max_us is exact.",
         after_help = EXIT_STATUS_HELP
     )]
@@ -356,6 +357,25 @@ pub(crate) struct BenchArgs {
     /// Refused when the directories already hold logs.
     #[arg(long)]
     pub(crate) clean: bool,
+    /// Write append latency over time, with the failover manager's hedges,
+    /// switches and failbacks, to PATH once the run is done: PATH.svg is a
+    /// chart, PATH.csv the data.
+    ///
+    /// Every acknowledged append is counted in a time bucket of 1 ms (wider
+    /// for long runs or many writers, to bound memory) with its exact max
+    /// latency; failover events come from polling the manager every 1 ms and
+    /// are dated at the poll that saw them. The extension and PATH's
+    /// directory are checked before the run starts. The CSV has a header
+    /// line, then rows in time order with the columns: t_s (seconds since
+    /// the start: a bucket's start, or when an event was seen), kind
+    /// (latency for a bucket; hedge, switch (to the secondary), failback (to
+    /// the primary), stranded or unstranded for an event), latency_ms_max
+    /// (the bucket's slowest append, exact), latency_ms_mean, count (appends
+    /// acknowledged in the bucket; 0, with empty latency fields, when none
+    /// finished, as in a stall), detail (events: hedges added and the
+    /// total, the switch number).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) timeline: Option<PathBuf>,
 }
 
 /// `wal stats`.

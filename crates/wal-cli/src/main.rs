@@ -5,7 +5,8 @@
 //! `stats`, and `archive` for `wal archive` and `dump --archive`); `cli` holds the argument definitions and help text, `target`
 //! resolves `--config`/`--primary` and checks the directories, `failure`
 //! maps errors to exit statuses, `segment` reads a single segment file on
-//! its own, and `progress` draws the bench's progress line.
+//! its own, `progress` draws the bench's progress line, and `timeline`
+//! records and writes `bench --timeline`.
 #![forbid(unsafe_code)]
 
 mod archive;
@@ -19,6 +20,7 @@ mod repair;
 mod segment;
 mod stats;
 mod target;
+mod timeline;
 mod verify;
 
 use std::io::{self, BufWriter, Write};
