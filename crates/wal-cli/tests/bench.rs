@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 use support::{Run, wal, write_config};
 
-const SUMMARY_KEYS: [&str; 12] = [
+const SUMMARY_KEYS: [&str; 13] = [
     "records",
     "bytes",
     "secs",
@@ -22,6 +22,7 @@ const SUMMARY_KEYS: [&str; 12] = [
     "hedges",
     "standby_bytes",
     "acked",
+    "timeline",
 ];
 
 /// The JSON object on the last stdout line, checked for every key.
@@ -116,6 +117,7 @@ fn bench_on_a_standalone_config_writes_exactly_the_acknowledged_records() {
     );
     assert_eq!(s["dir_switches"], 0);
     assert_eq!(s["sync"], false);
+    assert_eq!(s["timeline"], Value::Null, "no --timeline");
     assert!(s["secs"].as_f64().unwrap() >= 0.3);
     assert!(s["p50_us"].as_f64().unwrap() <= s["max_us"].as_f64().unwrap());
     check_against_dump(&config, &s, 3, 40);
