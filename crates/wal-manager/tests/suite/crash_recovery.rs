@@ -428,7 +428,7 @@ impl World {
             world.crash();
         }
         world.teardown();
-        world.stats
+        std::mem::take(&mut world.stats)
     }
 
     fn env(&self) -> Env {
@@ -560,7 +560,8 @@ impl World {
             87..93 if failover => self.fault(),
             93..95 if failover => self.stall_and_switch(),
             95..97 if failover => self.stall_and_hedge(),
-            97..100 if failover => self.release_stall(),
+            97..98 if failover => self.slow_failback(),
+            98..100 if failover => self.release_stall(),
             _ => {
                 let sync = self.rng.coin();
                 self.append(1, sync, false);
@@ -785,6 +786,40 @@ impl World {
         }
     }
 
+    /// Fails back to the primary while its directory syncs stall, so the
+    /// new primary segment stays in creation, then syncs with the monitor
+    /// stepped on a moving clock: the standby already waits in the
+    /// secondary, and the wait must not be released from it before the
+    /// primary segment is installed (the monitor switches at the threshold
+    /// instead). Then the stall is released: a held directory-sync stall
+    /// would also park the deletions other operations make.
+    fn slow_failback(&mut self) {
+        self.release_stall();
+        self.settle();
+        if self.failover().current_dir() != DirId::Secondary {
+            self.append(1, true, false);
+            return;
+        }
+        let stall = self
+            .disk
+            .stalls
+            .stall(OpFilter::ops([Op::SyncDir]).in_dir(PRIMARY));
+        self.stall = Some((stall, DirId::Primary));
+        self.note("stall primary directory syncs".into());
+        self.force_switch_keeping_stall();
+        for _ in 0..=self.rng.below(3) {
+            self.append(1, false, false);
+        }
+        let hedges_before = self.hedges();
+        self.hedging = true;
+        self.sync();
+        self.hedging = false;
+        let hedged = self.hedges() - hedges_before;
+        self.stats.hedges += hedged;
+        self.note(format!("{hedged} hedges"));
+        self.release_stall();
+    }
+
     fn hedges(&self) -> u64 {
         self.manager().stats().failover.map_or(0, |f| f.hedges)
     }
@@ -878,11 +913,12 @@ impl World {
             return;
         };
         let deadline = Instant::now() + OP_TIMEOUT;
-        while w
-            .segments()
-            .iter()
-            .any(|s| s.state == SegmentState::Creating)
-        {
+        // A creation parked on the held stall is as settled as it gets.
+        let stalled = self.stall.as_ref().map(|(_, dir)| *dir);
+        while w.segments().iter().any(|s| {
+            s.state == SegmentState::Creating
+                && !(stalled == Some(s.dir) && s.op_running_for.is_some())
+        }) {
             if Instant::now() > deadline {
                 self.fail("a segment was never created", None);
             }
@@ -1037,6 +1073,17 @@ impl World {
             }
         }
         self.pending_deletes.clear();
+    }
+}
+
+impl Drop for World {
+    /// A failing seed unwinds through here: release a held stall first, so
+    /// that dropping the manager (which joins its segment creations) cannot
+    /// hang on an operation parked on it.
+    fn drop(&mut self) {
+        if let Some((stall, _)) = self.stall.take() {
+            stall.release();
+        }
     }
 }
 
