@@ -517,14 +517,18 @@ fn tick(s: &Shared) -> (Duration, bool) {
     };
     let threshold = cfg.unhealthy_op_latency_threshold.0;
     // Evidence: the newest probe of the primary failed, or one has been
-    // hanging past the threshold, or the primary failed an operation and no
-    // probe has finished since (the history is cleared at each failback).
-    // After a latency switch with no probe yet, the latency rules may send
-    // the log back.
+    // hanging past the threshold, or an operation of a segment left behind
+    // on the primary has, or the primary failed an operation and no probe
+    // has finished since (the history is cleared at each failback). After a
+    // latency switch whose stall has passed, with no probe yet, the latency
+    // rules may send the log back.
     let last_probe = s.prober.last();
+    let over =
+        |started: Option<Duration>| started.is_some_and(|t| now.saturating_sub(t) > threshold);
     let primary_suspect = on_secondary
         && (last_probe == Some(prober::FAILED_PROBE_LATENCY)
             || s.prober.running_for().is_some_and(|d| d > threshold)
+            || over(view.other_op_started_at)
             || (mon.left_for_error && last_probe.is_none()));
     let sample = Sample {
         failover_enabled: s.enabled.load(Ordering::Acquire),

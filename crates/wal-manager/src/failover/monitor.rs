@@ -16,7 +16,7 @@
 //! | 3 | on the primary, the secondary failed twice for this log, and the writer failed | fail the writer |
 //! | 4 | on the primary, the secondary failed twice for this log | stay (the secondary is probably misconfigured) |
 //! | 5 | the writer failed | switch now (a failed writer is useless) |
-//! | 6 | on the secondary, the primary is suspect (its last probe failed or has run past the threshold, or it was left for an error and no probe has finished since), and an operation has run longer than the threshold or a wait passed the hedge deadline | stay (no bounce: the log waits for the secondary) |
+//! | 6 | on the secondary, the primary is suspect (its last probe failed or has run past the threshold, an operation of a segment left behind on it has run past the threshold, or it was left for an error and no probe has finished since), and an operation has run longer than the threshold or a wait passed the hedge deadline | stay (no bounce: the log waits for the secondary) |
 //! | 7 | an operation has run longer than the threshold, and this log switched fewer than 2 times | switch now |
 //! | 8 | an operation has run longer than the threshold, and longer than twice the latency that caused the previous switch | switch now |
 //! | 9 | hedging on, the standby is open, and someone has waited for durability past the hedge deadline with no progress | hedge into the standby |
@@ -73,7 +73,8 @@ pub struct Sample {
     /// `healthy_probe_latency_threshold`.
     pub healthy_threshold: Duration,
     /// On the secondary: the primary's last probe failed or has run past
-    /// the threshold, or it was left for an error and no probe has
+    /// the threshold, an operation of a segment left behind on it has run
+    /// past the threshold, or it was left for an error and no probe has
     /// finished since.
     pub primary_suspect: bool,
     /// `failover.hedge`.

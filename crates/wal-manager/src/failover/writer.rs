@@ -150,6 +150,10 @@ pub(crate) struct MonitorView {
     pub(crate) waiting_since: Option<Duration>,
     /// The current segment's directory.
     pub(crate) dir: Option<DirId>,
+    /// When the oldest operation still running on a segment of the *other*
+    /// directory started (a left-behind segment's write or sync stuck on
+    /// the disk the log switched away from).
+    pub(crate) other_op_started_at: Option<Duration>,
     /// Whether a standby is open and has not failed, and the current
     /// segment is installed (a hedge may go into the standby).
     pub(crate) standby_ready: bool,
@@ -302,8 +306,15 @@ impl Inner {
             (Some(w), Some(h)) => Some(w.max(h)),
             (w, _) => w,
         };
+        let other_op_started_at = st
+            .slots
+            .iter()
+            .filter(|s| s.dir != current.dir)
+            .filter_map(|s| s.recorder.op_started_at())
+            .min();
         Some(MonitorView {
             op_started_at: current.recorder.op_started_at(),
+            other_op_started_at,
             error: current.recorder.error(),
             waiting_since,
             dir: Some(current.dir),

@@ -48,6 +48,11 @@ fn a_slow_secondary_does_not_send_the_log_back_to_a_primary_that_just_failed() {
 }
 
 #[test]
+fn a_slow_secondary_does_not_send_the_log_back_into_a_primary_still_stalled() {
+    run("no_bounce_into_stall");
+}
+
+#[test]
 fn a_failed_create_switches_at_the_first_sample_and_a_hung_one_fails_back() {
     run("create_fails");
 }
