@@ -357,9 +357,9 @@ pub(crate) struct BenchArgs {
     /// Refused when the directories already hold logs.
     #[arg(long)]
     pub(crate) clean: bool,
-    /// Write append latency over time, with the failover manager's hedges,
-    /// switches and failbacks, to PATH once the run is done: PATH.svg is a
-    /// chart, PATH.csv the data.
+    /// Once the run is done, write append latency over time, with the
+    /// failover manager's hedges, switches and failbacks, to PATH: a chart
+    /// if it ends in .svg, the data if it ends in .csv.
     ///
     /// Every acknowledged append is counted in a time bucket of 1 ms (wider
     /// for long runs or many writers, to bound memory) with its exact max
