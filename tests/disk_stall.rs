@@ -256,18 +256,22 @@ struct Outcome {
     max: Duration,
     switches: u64,
     hedges: u64,
+    /// The slowest sync of the log's last segment (the secondary's, after
+    /// one switch): what a commit there could not beat.
+    last_segment_sync_max: Duration,
 }
 
 impl Outcome {
     fn print(&self, name: &str) {
         eprintln!(
-            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches, {} hedges",
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches, {} hedges, last segment's slowest sync {:.1} ms",
             self.appends,
             ms(self.p50),
             ms(self.p99),
             ms(self.max),
             self.switches,
-            self.hedges
+            self.hedges,
+            ms(self.last_segment_sync_max)
         );
     }
 }
@@ -326,10 +330,10 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         }
         t.join().unwrap();
     }
-    let (switches, hedges) = manager
-        .stats()
-        .failover
-        .map_or((0, 0), |f| (f.switches, f.hedges));
+    let stats = manager.stats();
+    let (switches, hedges) = stats.failover.map_or((0, 0), |f| (f.switches, f.hedges));
+    let last_segment_sync_max =
+        Duration::from_nanos(stats.writer.as_ref().map_or(0, |w| w.sync_latency.max));
     writer.close().unwrap();
     drop(writer);
     manager.close().unwrap();
@@ -346,6 +350,7 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         max: *latencies.last().unwrap(),
         switches,
         hedges,
+        last_segment_sync_max,
     }
 }
 
