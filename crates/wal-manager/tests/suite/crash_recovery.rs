@@ -769,16 +769,7 @@ impl World {
             .stall(OpFilter::ops([Op::Sync]).in_dir(PRIMARY));
         self.stall = Some((stall, DirId::Primary));
         self.note("stall primary syncs".into());
-        for _ in 0..=self.rng.below(3) {
-            self.append(1, false, false);
-        }
-        let hedges_before = self.hedges();
-        self.hedging = true;
-        self.sync();
-        self.hedging = false;
-        let hedged = self.hedges() - hedges_before;
-        self.stats.hedges += hedged;
-        self.note(format!("{hedged} hedges"));
+        self.append_then_sync_hedging();
         if self.rng.coin() {
             self.release_stall();
         } else if self.failover().current_dir() == DirId::Primary {
@@ -807,6 +798,14 @@ impl World {
         self.stall = Some((stall, DirId::Primary));
         self.note("stall primary directory syncs".into());
         self.force_switch_keeping_stall();
+        self.append_then_sync_hedging();
+        self.release_stall();
+    }
+
+    /// Appends 1-3 records unsynced, then syncs with the monitor stepped on
+    /// a moving clock (so a stuck wait is hedged or switched), counting the
+    /// hedges.
+    fn append_then_sync_hedging(&mut self) {
         for _ in 0..=self.rng.below(3) {
             self.append(1, false, false);
         }
@@ -817,7 +816,6 @@ impl World {
         let hedged = self.hedges() - hedges_before;
         self.stats.hedges += hedged;
         self.note(format!("{hedged} hedges"));
-        self.release_stall();
     }
 
     fn hedges(&self) -> u64 {
