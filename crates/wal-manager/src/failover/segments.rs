@@ -32,10 +32,10 @@
 //! yet durable when it was installed, and no hedge is made before the
 //! current segment is installed (a standby always has a later index than
 //! the current segment, so a record acknowledged from it while the current
-//! one is still being created would be missing between the two). So when any segment has synced a
-//! record, every record before it is durable in that segment or an earlier
-//! one, and a reader that reads the segments in index order and drops
-//! records it has seen finds them all, in order.
+//! one is still being created would be missing between the two). So when
+//! any segment has synced a record, every record before it is durable in
+//! that segment or an earlier one, and a reader that reads the segments in
+//! index order and drops records it has seen finds them all, in order.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
