@@ -293,6 +293,26 @@ impl Harness {
                 }
                 "an appender waits".into()
             }
+            "wait-idle" => {
+                // Until no segment in the directory has an operation running
+                // (a released stall's parked sync has returned).
+                let which = cmd.positional(0).expect("wait-idle primary|secondary");
+                let Some(Writer::Failover(w)) = self.writer.as_deref() else {
+                    return "no failover writer".into();
+                };
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while w
+                    .segments()
+                    .iter()
+                    .any(|s| dir_name(s.dir) == which && s.op_running_for.is_some())
+                {
+                    if Instant::now() > deadline {
+                        return "timed out".into();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                format!("{which} idle")
+            }
             "settle" => {
                 self.settle();
                 "ok".into()
