@@ -1,12 +1,16 @@
 //! Reading by LSN: `read`, the tailing iterator, and the scan both build on,
 //! which positions a reader through the index or the reader cache.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::reader::LogicalReader;
 use crate::types::{LogNum, Lsn};
 
 use super::index::Point;
 use super::{READERS_CACHED, Wal, WalRecord};
+
+/// How many times a read of the open log starts again after finding records
+/// missing between two segments (a switch raced the read; see `scan_from`).
+const OPEN_LOG_REREADS_MAX: u32 = 8;
 
 /// A reader of a sealed log stopped right before user record `next`, kept
 /// for sequential reads. Only sealed logs' readers are kept: a reader of the
@@ -116,7 +120,8 @@ impl Wal {
         mut f: impl FnMut(&crate::reader::LogRecord<'_>) -> bool,
     ) -> Result<()> {
         let mut previous: Option<LogNum> = None;
-        loop {
+        let mut rereads = 0;
+        'logs: loop {
             // Whether the log was sealed before its reader was made: only
             // such a reader may be cached. One made while the log was open
             // may hold a block it read part of, and would take the end of
@@ -149,6 +154,18 @@ impl Wal {
                     // Files deleted under the reader read as missing
                     // segments or missing records.
                     Err(_) if !self.holds(log_num) => return Ok(()),
+                    // The open log's segments are read one after another, so
+                    // a switch between two reads can show a later segment
+                    // that starts after records the earlier one got (and
+                    // synced) only after it was read. Read the log again
+                    // from where this read got to.
+                    Err(Error::MissingRecords { .. })
+                        if !sealed && rereads < OPEN_LOG_REREADS_MAX =>
+                    {
+                        rereads += 1;
+                        previous = None;
+                        continue 'logs;
+                    }
                     Err(e) => return Err(e),
                 };
                 let point = Point {
