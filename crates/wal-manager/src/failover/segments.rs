@@ -312,6 +312,20 @@ impl Inner {
         self.install(st, pos);
     }
 
+    /// The standby a hedge may write into now, and its writer: it is open
+    /// and has not failed, and the current segment is installed. Not while
+    /// the current segment is still being created: it will hold only what
+    /// is not yet durable when it is installed, so records acknowledged from
+    /// the standby (a later segment) meanwhile would be missing between it
+    /// and the segments before it.
+    pub(crate) fn hedge_target(st: &State) -> Option<(usize, Arc<LogWriter<RecordedFile>>)> {
+        st.slots[st.current?].live()?;
+        let pos = st.standby?;
+        let slot = &st.slots[pos];
+        let writer = slot.live()?;
+        (!slot.recorder.has_failed()).then(|| (pos, Arc::clone(writer)))
+    }
+
     /// Hedges (at `now`, by the manager's clock): writes every record not
     /// yet durable that the standby lacks into it and asks for a sync there.
     /// Returns the bytes written, or `None` when no standby could take them
@@ -322,16 +336,7 @@ impl Inner {
             return None;
         }
         st.last_hedge = Some(now);
-        // Not while the current segment is still being created: it will
-        // hold only what is not yet durable when it is installed, so records
-        // acknowledged from the standby (a later segment) meanwhile would be
-        // missing between it and the segments before it.
-        st.slots[st.current?].live()?;
-        let pos = st.standby?;
-        let writer = st.slots[pos].live().cloned()?;
-        if st.slots[pos].recorder.has_failed() {
-            return None;
-        }
+        let (pos, writer) = Self::hedge_target(&st)?;
         let before = st.slots[pos].bytes;
         let after = st.slots[pos].last_lsn;
         let (copied, first) = Self::copy_queue(&mut st, pos, &writer, after);

@@ -296,12 +296,7 @@ impl Inner {
             return None;
         }
         let current = &st.slots[st.current?];
-        // A hedge needs the current segment installed (see `Inner::hedge`).
-        let standby_ready = current.live().is_some()
-            && st.standby.is_some_and(|p| {
-                let s = &st.slots[p];
-                s.live().is_some() && !s.recorder.has_failed()
-            });
+        let standby_ready = Self::hedge_target(&st).is_some();
         let waiting_since = match (st.waiting_since, st.last_hedge) {
             (Some(w), Some(h)) => Some(w.max(h)),
             (w, _) => w,
