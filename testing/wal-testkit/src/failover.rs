@@ -126,6 +126,19 @@ fn short(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
+/// Polls `done` every millisecond until it holds (true) or 20 s passed
+/// (false): the harness's patience with background threads.
+fn poll_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
 fn dir_name(d: DirId) -> &'static str {
     d.name()
 }
@@ -284,14 +297,11 @@ impl Harness {
                 let Some(Writer::Failover(w)) = self.writer.as_deref() else {
                     return "no failover writer".into();
                 };
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while !w.has_waiter() {
-                    if Instant::now() > deadline {
-                        return "timed out".into();
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
+                if poll_until(|| w.has_waiter()) {
+                    "an appender waits".into()
+                } else {
+                    "timed out".into()
                 }
-                "an appender waits".into()
             }
             "wait-idle" => {
                 // Until no segment in the directory has an operation running
@@ -300,18 +310,16 @@ impl Harness {
                 let Some(Writer::Failover(w)) = self.writer.as_deref() else {
                     return "no failover writer".into();
                 };
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while w
-                    .segments()
-                    .iter()
-                    .any(|s| dir_name(s.dir) == which && s.op_running_for.is_some())
-                {
-                    if Instant::now() > deadline {
-                        return "timed out".into();
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
+                let idle = poll_until(|| {
+                    !w.segments()
+                        .iter()
+                        .any(|s| dir_name(s.dir) == which && s.op_running_for.is_some())
+                });
+                if idle {
+                    format!("{which} idle")
+                } else {
+                    "timed out".into()
                 }
-                format!("{which} idle")
             }
             "settle" => {
                 self.settle();
@@ -332,11 +340,7 @@ impl Harness {
             }
             "wait-close" => {
                 let h = self.close.take().expect("close async first");
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while !h.is_finished() {
-                    assert!(Instant::now() < deadline, "close did not finish");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                assert!(poll_until(|| h.is_finished()), "close did not finish");
                 h.join().unwrap()
             }
             "closing?" => {
@@ -545,16 +549,12 @@ impl Harness {
         let Some(Writer::Failover(w)) = self.writer.as_deref() else {
             return "no failover writer".into();
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(e) = current_segment(w).and_then(|s| s.error) {
-                return e;
-            }
-            if Instant::now() > deadline {
-                return "timed out".into();
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let mut error = None;
+        poll_until(|| {
+            error = current_segment(w).and_then(|s| s.error);
+            error.is_some()
+        });
+        error.unwrap_or_else(|| "timed out".into())
     }
 
     /// Waits until no segment is being created or closed.
@@ -562,18 +562,12 @@ impl Harness {
         let Some(Writer::Failover(w)) = self.writer.as_deref() else {
             return "ok".into();
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while w
-            .segments()
-            .iter()
-            .any(|s| matches!(s.state, SegmentState::Creating | SegmentState::Closing))
-        {
-            if Instant::now() > deadline {
-                return "timed out".into();
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        "ok".into()
+        let settled = poll_until(|| {
+            !w.segments()
+                .iter()
+                .any(|s| matches!(s.state, SegmentState::Creating | SegmentState::Closing))
+        });
+        if settled { "ok" } else { "timed out" }.into()
     }
 
     fn segments(&self) -> String {
