@@ -740,14 +740,9 @@ impl World {
     fn stall_and_switch(&mut self) {
         self.release_stall();
         let dir = self.failover().current_dir();
-        let stall = self
-            .disk
-            .stalls
-            .stall(OpFilter::ops([Op::Write, Op::Sync]).in_dir(dir_path(dir)));
+        self.hold_stall(&[Op::Write, Op::Sync], dir, "writes and syncs");
         // Something unsynced for the stalled segment to hold.
         self.append(1, false, false);
-        self.stall = Some((stall, dir));
-        self.note(format!("stall {dir} writes and syncs"));
         self.force_switch_keeping_stall();
     }
 
@@ -763,12 +758,7 @@ impl World {
             self.append(1, true, false);
             return;
         }
-        let stall = self
-            .disk
-            .stalls
-            .stall(OpFilter::ops([Op::Sync]).in_dir(PRIMARY));
-        self.stall = Some((stall, DirId::Primary));
-        self.note("stall primary syncs".into());
+        self.hold_stall(&[Op::Sync], DirId::Primary, "syncs");
         self.append_then_sync_hedging();
         if self.rng.coin() {
             self.release_stall();
@@ -791,12 +781,7 @@ impl World {
             self.append(1, true, false);
             return;
         }
-        let stall = self
-            .disk
-            .stalls
-            .stall(OpFilter::ops([Op::SyncDir]).in_dir(PRIMARY));
-        self.stall = Some((stall, DirId::Primary));
-        self.note("stall primary directory syncs".into());
+        self.hold_stall(&[Op::SyncDir], DirId::Primary, "directory syncs");
         self.force_switch_keeping_stall();
         self.append_then_sync_hedging();
         self.release_stall();
@@ -830,6 +815,17 @@ impl World {
             }
             Err(e) => self.fail(&format!("force_switch failed: {e}"), None),
         }
+    }
+
+    /// Stalls `ops` in `dir` until [`World::release_stall`] (or the crash);
+    /// `what` names them in the history.
+    fn hold_stall(&mut self, ops: &[Op], dir: DirId, what: &str) {
+        let stall = self
+            .disk
+            .stalls
+            .stall(OpFilter::ops(ops.iter().copied()).in_dir(dir_path(dir)));
+        self.stall = Some((stall, dir));
+        self.note(format!("stall {dir} {what}"));
     }
 
     fn release_stall(&mut self) {
