@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use wal_manager::{Config, LogNum, Manager};
+use wal_manager::{Config, LogNum, Manager, Writer};
 use wal_stallfs::{Mounted, Op, StallControl, mount_or_skip};
 use wal_testkit::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
 
@@ -159,34 +159,7 @@ fn a_failing_primary_and_a_stalling_secondary_never_fail_the_writer() {
     config.failover.segments_per_log_max = 3;
     let manager = Manager::open(&config).unwrap();
     let writer = Arc::new(manager.create(LogNum(1)).unwrap());
-    let done = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
-    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
-    let threads: Vec<_> = (0..WRITERS)
-        .map(|t| {
-            let (writer, done, acked, failed) = (
-                Arc::clone(&writer),
-                Arc::clone(&done),
-                Arc::clone(&acked),
-                Arc::clone(&failed),
-            );
-            std::thread::spawn(move || {
-                let mut counter = 0u64;
-                while !done.load(Ordering::Acquire) {
-                    let tag = (t << 32) | counter;
-                    let started = Instant::now();
-                    match writer.append_sync(&payload(tag, 0, RECORD_LEN)) {
-                        Ok(lsn) => acked.lock().push((lsn.0, tag, started.elapsed())),
-                        Err(e) => {
-                            failed.lock().push(e.to_string());
-                            return;
-                        }
-                    }
-                    counter += 1;
-                }
-            })
-        })
-        .collect();
+    let appenders = Appenders::start(&writer);
     std::thread::sleep(Duration::from_millis(500));
     p.fail(Op::Fsync, 5); // EIO
     std::thread::sleep(Duration::from_millis(300));
@@ -194,17 +167,13 @@ fn a_failing_primary_and_a_stalling_secondary_never_fail_the_writer() {
     std::thread::sleep(Duration::from_millis(300));
     s.release();
     std::thread::sleep(Duration::from_millis(500));
-    done.store(true, Ordering::Release);
-    for t in threads {
-        t.join().unwrap();
-    }
+    let (acked, failed) = appenders.stop();
     let stats = manager.stats().failover.unwrap();
     let segments = manager.list()[0].segments.len();
     writer.close().unwrap();
     drop(writer);
     manager.close().unwrap();
     p.clear_faults();
-    let acked = std::mem::take(&mut *acked.lock());
     let max = acked.iter().map(|a| a.2).max().unwrap_or_default();
     eprintln!(
         "disk_stall failing primary, stalling secondary: {} synced appends, max {:.1} ms, {} switches, {segments} segments",
@@ -212,7 +181,6 @@ fn a_failing_primary_and_a_stalling_secondary_never_fail_the_writer() {
         ms(max),
         stats.switches
     );
-    let failed = failed.lock();
     assert!(
         failed.is_empty(),
         "appends failed while the secondary could take them: {failed:?}"
@@ -286,27 +254,7 @@ fn ms(d: Duration) -> f64 {
 fn run(config: &Config, control: &StallControl, before: Duration, stall: Duration) -> Outcome {
     let manager = Manager::open(config).unwrap();
     let writer = Arc::new(manager.create(LogNum(1)).unwrap());
-    let done = Arc::new(AtomicBool::new(false));
-    // (lsn, tag, latency) of every acknowledged append.
-    let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
-    let threads: Vec<_> = (0..WRITERS)
-        .map(|t| {
-            let (writer, done, acked) =
-                (Arc::clone(&writer), Arc::clone(&done), Arc::clone(&acked));
-            std::thread::spawn(move || {
-                let mut counter = 0u64;
-                while !done.load(Ordering::Acquire) {
-                    let tag = (t << 32) | counter;
-                    let record = payload(tag, 0, RECORD_LEN);
-                    let started = Instant::now();
-                    let lsn = writer.append_sync(&record).unwrap();
-                    let latency = started.elapsed();
-                    acked.lock().push((lsn.0, tag, latency));
-                    counter += 1;
-                }
-            })
-        })
-        .collect();
+    let appenders = Appenders::start(&writer);
 
     std::thread::sleep(before);
     control.stall(Op::Write | Op::Fsync);
@@ -317,19 +265,8 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
     std::thread::sleep(stall);
     control.release();
     std::thread::sleep(AFTER_STALL);
-    done.store(true, Ordering::Release);
-    // A writer stuck for good (a bug) fails the test instead of hanging it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for t in threads {
-        while !t.is_finished() {
-            assert!(
-                Instant::now() < deadline,
-                "a writer never returned from append_sync after the release"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        t.join().unwrap();
-    }
+    let (acked, failed) = appenders.stop();
+    assert!(failed.is_empty(), "appends failed: {failed:?}");
     let stats = manager.stats();
     let (switches, hedges) = stats.failover.map_or((0, 0), |f| (f.switches, f.hedges));
     let last_segment_sync_max =
@@ -338,7 +275,6 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
     drop(writer);
     manager.close().unwrap();
 
-    let acked = std::mem::take(&mut *acked.lock());
     check_read_back(config, &acked);
     let mut latencies: Vec<Duration> = acked.iter().map(|a| a.2).collect();
     latencies.sort_unstable();
@@ -351,6 +287,75 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         switches,
         hedges,
         last_segment_sync_max,
+    }
+}
+
+/// `WRITERS` threads appending synced records to one log until stopped.
+struct Appenders {
+    done: Arc<AtomicBool>,
+    /// (lsn, tag, latency) of every acknowledged append.
+    acked: Arc<Mutex<Vec<(u64, u64, Duration)>>>,
+    /// The error of each append that failed (its writer then stops).
+    failed: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Appenders {
+    fn start(writer: &Arc<Writer>) -> Appenders {
+        let done = Arc::new(AtomicBool::new(false));
+        let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
+        let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+        let threads = (0..WRITERS)
+            .map(|t| {
+                let (writer, done, acked, failed) = (
+                    Arc::clone(writer),
+                    Arc::clone(&done),
+                    Arc::clone(&acked),
+                    Arc::clone(&failed),
+                );
+                std::thread::spawn(move || {
+                    let mut counter = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        let tag = (t << 32) | counter;
+                        let started = Instant::now();
+                        match writer.append_sync(&payload(tag, 0, RECORD_LEN)) {
+                            Ok(lsn) => acked.lock().push((lsn.0, tag, started.elapsed())),
+                            Err(e) => {
+                                failed.lock().push(e.to_string());
+                                return;
+                            }
+                        }
+                        counter += 1;
+                    }
+                })
+            })
+            .collect();
+        Appenders {
+            done,
+            acked,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops the writers and returns what was acknowledged and what failed.
+    /// A writer stuck for good (a bug) fails the test instead of hanging it.
+    fn stop(self) -> (Vec<(u64, u64, Duration)>, Vec<String>) {
+        self.done.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for t in self.threads {
+            while !t.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "a writer never returned from append_sync after the release"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            t.join().unwrap();
+        }
+        let acked = std::mem::take(&mut *self.acked.lock());
+        let failed = std::mem::take(&mut *self.failed.lock());
+        (acked, failed)
     }
 }
 
