@@ -28,9 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wal_fs::{ErrorFs, Fault, LatencyFs, Op, OpFilter, OsFs, Rule};
+use wal_fs::{ErrorFs, Fault, LatencyControl, LatencyFs, Op, OpFilter, OsFs, Rule};
 use wal_manager::{Config, Driver, Env, LogNum, Manager, SystemClock, Writer};
 use wal_record::{Histogram, HistogramSnapshot};
+use wal_testkit::durability::{parse_payload, payload, read_all};
 
 /// Synced appenders in every case.
 const WRITERS: usize = 8;
@@ -96,11 +97,38 @@ struct Run {
     per_writer: Vec<u64>,
 }
 
-fn payload(writer: usize, n: u64) -> [u8; RECORD] {
-    let mut p = [0x5au8; RECORD];
-    p[..8].copy_from_slice(&(writer as u64).to_le_bytes());
-    p[8..16].copy_from_slice(&n.to_le_bytes());
-    p
+impl Run {
+    fn rate(&self) -> f64 {
+        self.acked as f64 / self.secs
+    }
+
+    fn records_per_sync(&self) -> f64 {
+        self.acked as f64 / self.syncs.max(1) as f64
+    }
+
+    /// Bytes hedges wrote into standby segments, in % of the log's bytes.
+    fn standby_pct(&self) -> f64 {
+        100.0 * self.standby_bytes as f64 / self.log_bytes.max(1) as f64
+    }
+
+    /// Adds `other`'s counts and latencies (per-writer counts are not kept).
+    fn absorb(&mut self, other: &Run) {
+        self.acked += other.acked;
+        self.failed += other.failed;
+        self.secs += other.secs;
+        self.switches += other.switches;
+        self.hedges += other.hedges;
+        self.standby_bytes += other.standby_bytes;
+        self.log_bytes += other.log_bytes;
+        self.syncs += other.syncs;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Writer `writer`'s `n`th record: the test kit's self-checking payload,
+/// tagged with both.
+fn record(writer: usize, n: u64) -> Vec<u8> {
+    payload(((writer as u64) << 32) | n, 0, RECORD)
 }
 
 /// Runs `WRITERS` synced appenders on log 1 of `manager` for `duration`,
@@ -119,7 +147,7 @@ fn append_for(manager: &Manager, duration: Duration, script: impl FnOnce(Instant
                     let (mut acked, mut failed, mut first) = (0u64, 0u64, None);
                     while !stop.load(Ordering::Relaxed) {
                         let t = Instant::now();
-                        match writer.append_sync(&payload(id, acked)) {
+                        match writer.append_sync(&record(id, acked)) {
                             Ok(_) => {
                                 hist.record_duration(t.elapsed());
                                 acked += 1;
@@ -202,26 +230,54 @@ fn ms(ns: u64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// Noisy disk.
+// Noisy and slow primaries.
 
-fn noisy_run(plan: &Plan, hedge: bool, seed: u64) -> Run {
-    let dir = run_dir("noisy");
+/// One round of appends in fresh directories whose primary's syncs
+/// `slow_down` delays (given the control and a filter selecting those
+/// syncs), through the manager `config` makes of the primary and secondary
+/// paths.
+fn slow_primary_run(
+    name: &str,
+    plan: &Plan,
+    slow_down: impl FnOnce(&LatencyControl, OpFilter),
+    config: impl FnOnce(&Path, &Path) -> Config,
+) -> Run {
+    let dir = run_dir(name);
     let (primary, secondary) = (dir.path().join("primary"), dir.path().join("secondary"));
     let fs = LatencyFs::new(OsFs::new());
-    fs.control().add_noise(
-        OpFilter::ops([Op::Sync]).in_dir(&primary),
-        10_000,
-        Duration::from_millis(5),
-        Duration::from_millis(30),
-        seed,
-    );
-    let mut config = Config::failover(&primary, &secondary);
-    config.failover.hedge = hedge;
+    slow_down(fs.control(), OpFilter::ops([Op::Sync]).in_dir(&primary));
+    let config = config(&primary, &secondary);
     let manager = Manager::open_with(&config, env(Arc::new(fs), Arc::new(OsFs::new())))
         .expect("open the manager");
     let run = append_for(&manager, plan.round, |_| {});
     manager.close().expect("close the manager");
     run
+}
+
+fn noisy_run(plan: &Plan, hedge: bool, seed: u64) -> Run {
+    let (min, max) = (Duration::from_millis(5), Duration::from_millis(30));
+    slow_primary_run(
+        "noisy",
+        plan,
+        |control, syncs| {
+            control.add_noise(syncs, 10_000, min, max, seed);
+        },
+        |primary, secondary| {
+            let mut config = Config::failover(primary, secondary);
+            config.failover.hedge = hedge;
+            config
+        },
+    )
+}
+
+/// The two contenders of `round` in the order they run: who goes first
+/// alternates.
+fn alternate<T: Copy>(round: usize, first: T, second: T) -> [T; 2] {
+    if round % 2 == 0 {
+        [first, second]
+    } else {
+        [second, first]
+    }
 }
 
 fn quantiles(h: &HistogramSnapshot) -> String {
@@ -243,17 +299,7 @@ struct Pair {
 fn merge(acc: &mut Option<Run>, run: Run) {
     match acc {
         None => *acc = Some(run),
-        Some(a) => {
-            a.acked += run.acked;
-            a.failed += run.failed;
-            a.secs += run.secs;
-            a.switches += run.switches;
-            a.hedges += run.hedges;
-            a.standby_bytes += run.standby_bytes;
-            a.log_bytes += run.log_bytes;
-            a.syncs += run.syncs;
-            a.latency.merge(&run.latency);
-        }
+        Some(a) => a.absorb(&run),
     }
 }
 
@@ -261,11 +307,7 @@ fn noisy_case(plan: &Plan, seed: u64) -> Pair {
     let (mut on, mut off) = (None, None);
     for round in 0..plan.rounds {
         let round_seed = seed.wrapping_add(round as u64);
-        for hedge in if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        } {
+        for hedge in alternate(round, true, false) {
             let run = noisy_run(plan, hedge, round_seed);
             eprintln!(
                 "  noisy round {round} hedge {}: {} appends, {} switches, {} hedges, standby {:.2}% of {} bytes, {}",
@@ -273,7 +315,7 @@ fn noisy_case(plan: &Plan, seed: u64) -> Pair {
                 run.acked,
                 run.switches,
                 run.hedges,
-                100.0 * run.standby_bytes as f64 / run.log_bytes.max(1) as f64,
+                run.standby_pct(),
                 run.log_bytes,
                 quantiles(&run.latency)
             );
@@ -291,27 +333,21 @@ fn noisy_case(plan: &Plan, seed: u64) -> Pair {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Slow disk.
-
 fn slow_run(plan: &Plan, failover: bool) -> Run {
-    let dir = run_dir("slow");
-    let (primary, secondary) = (dir.path().join("primary"), dir.path().join("secondary"));
-    let fs = LatencyFs::new(OsFs::new());
-    fs.control().add_delay(
-        OpFilter::ops([Op::Sync]).in_dir(&primary),
-        Duration::from_millis(40),
-    );
-    let config = if failover {
-        Config::failover(&primary, &secondary)
-    } else {
-        Config::standalone(&primary)
-    };
-    let manager = Manager::open_with(&config, env(Arc::new(fs), Arc::new(OsFs::new())))
-        .expect("open the manager");
-    let run = append_for(&manager, plan.round, |_| {});
-    manager.close().expect("close the manager");
-    run
+    slow_primary_run(
+        "slow",
+        plan,
+        |control, syncs| {
+            control.add_delay(syncs, Duration::from_millis(40));
+        },
+        |primary, secondary| {
+            if failover {
+                Config::failover(primary, secondary)
+            } else {
+                Config::standalone(primary)
+            }
+        },
+    )
 }
 
 fn slow_case(plan: &Plan) -> (Run, Run, Vec<f64>) {
@@ -319,17 +355,13 @@ fn slow_case(plan: &Plan) -> (Run, Run, Vec<f64>) {
     let mut ratios = Vec::new();
     for round in 0..plan.rounds {
         let mut rates = [0.0; 2];
-        for failover in if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        } {
+        for failover in alternate(round, true, false) {
             let run = slow_run(plan, failover);
             eprintln!(
                 "  slow round {round} {}: {:.0} appends/s, {:.1} records per sync, {} switches, {} hedges, {}",
                 if failover { "failover  " } else { "standalone" },
-                run.acked as f64 / run.secs,
-                run.acked as f64 / run.syncs.max(1) as f64,
+                run.rate(),
+                run.records_per_sync(),
                 run.switches,
                 run.hedges,
                 quantiles(&run.latency)
@@ -339,7 +371,7 @@ fn slow_case(plan: &Plan) -> (Run, Run, Vec<f64>) {
                 "slow: an append failed: {:?}",
                 run.first_error
             );
-            rates[usize::from(failover)] = run.acked as f64 / run.secs;
+            rates[usize::from(failover)] = run.rate();
             merge(if failover { &mut fo } else { &mut sa }, run);
         }
         ratios.push(rates[1] / rates[0].max(1e-9));
@@ -388,15 +420,13 @@ fn bounce_case(plan: &Plan) -> Bounce {
     manager.close().expect("close the manager");
     // Read back through a manager with no faults.
     let clean = Manager::open(&config).expect("reopen the directories");
-    let mut reader = clean.open_reader(LogNum(1)).expect("open log 1");
+    let recovered = read_all(&clean).unwrap_or_else(|e| panic!("bounce: {e}"));
     let mut next = [0u64; WRITERS];
     let mut read = 0;
-    while let Some(r) = reader.next().expect("read log 1") {
-        if r.system {
-            continue;
-        }
-        let w = u64::from_le_bytes(r.payload[..8].try_into().expect("8 bytes")) as usize;
-        let n = u64::from_le_bytes(r.payload[8..16].try_into().expect("8 bytes"));
+    for r in &recovered.records {
+        let (tag, _) = parse_payload(&r.payload)
+            .unwrap_or_else(|| panic!("bounce: LSN {} holds bytes never written", r.lsn));
+        let (w, n) = ((tag >> 32) as usize, tag & 0xffff_ffff);
         assert!(w < WRITERS, "bounce: record from writer {w}");
         // An append that failed may still be in the log (it was written,
         // its wait failed); its counter is then repeated by the next one.
@@ -428,7 +458,6 @@ fn bounce_case(plan: &Plan) -> Bounce {
 /// Prints the noisy and slow cases' table; returns the median
 /// failover / standalone throughput ratio of the slow case.
 fn print_noisy_slow(noisy: &Pair, slow_fo: &Run, slow_sa: &Run, slow_ratios: &[f64]) -> f64 {
-    let share = |r: &Run| 100.0 * r.standby_bytes as f64 / r.log_bytes.max(1) as f64;
     println!("noisy primary (1% of syncs +5-30 ms), {WRITERS} synced writers, {RECORD} B:");
     for (name, r) in [("hedge on ", &noisy.on), ("hedge off", &noisy.off)] {
         println!(
@@ -436,7 +465,7 @@ fn print_noisy_slow(noisy: &Pair, slow_fo: &Run, slow_sa: &Run, slow_ratios: &[f
             r.acked,
             r.switches,
             r.hedges,
-            share(r),
+            r.standby_pct(),
             quantiles(&r.latency)
         );
     }
@@ -447,8 +476,8 @@ fn print_noisy_slow(noisy: &Pair, slow_fo: &Run, slow_sa: &Run, slow_ratios: &[f
     for (name, r) in [("failover  ", slow_fo), ("standalone", slow_sa)] {
         println!(
             "  {name}: {:.0} appends/s, {:.1} records per sync, {}",
-            r.acked as f64 / r.secs,
-            r.acked as f64 / r.syncs.max(1) as f64,
+            r.rate(),
+            r.records_per_sync(),
             quantiles(&r.latency)
         );
     }
@@ -482,7 +511,6 @@ fn main() {
     let bounce = bounce_case(&plan);
 
     let ratio_median = print_noisy_slow(&noisy, &slow_fo, &slow_sa, &slow_ratios);
-    let share = |r: &Run| 100.0 * r.standby_bytes as f64 / r.log_bytes.max(1) as f64;
     let b = &bounce.run;
     println!(
         "bounce (segments_per_log_max 3, primary EIO at {:?}, secondary stalled {:?} at {:?}): {} appends acknowledged, {} failed, {} read back, segments in {}, {} switches, {}",
@@ -506,7 +534,7 @@ fn main() {
         ("noisy_hedge_on_hedges", noisy.on.hedges.to_string()),
         (
             "noisy_standby_bytes_pct",
-            format!("{:.3}", share(&noisy.on)),
+            format!("{:.3}", noisy.on.standby_pct()),
         ),
         (
             "noisy_hedge_on_p9999_ms",
