@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Run, output_of, wal, write_config};
+use support::{Run, bench_two_writers, output_of, wal, write_config};
 
 /// A standalone configuration in `dir` archiving to `url` (plus extra
 /// `[archive]` lines).
@@ -26,19 +26,7 @@ fn config_with_archive(dir: &Path, url: &str, extra: &str) -> std::path::PathBuf
 
 /// Runs the bench long enough for a few small logs, all archived.
 fn bench(config: &Path) {
-    let run = wal([
-        "bench",
-        "--config",
-        config.to_str().unwrap(),
-        "--writers",
-        "2",
-        "--record-size",
-        "100",
-        "--duration",
-        "0.3",
-        "--log-size-max",
-        "16KiB",
-    ]);
+    let run = bench_two_writers(config, "0.3", &["--log-size-max", "16KiB"]);
     run.assert_ok();
     assert!(
         run.stdout.contains("logs uploaded to"),

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{Run, wal, write_config};
+use support::{Run, bench_two_writers, wal, write_config};
 
 const SUMMARY_KEYS: [&str; 13] = [
     "records",
@@ -148,19 +148,7 @@ fn bench_on_a_failover_config_with_sync_writes_exactly_the_acknowledged_records(
         "failover.toml",
         "[primary]\ndir = \"p\"\n[secondary]\ndir = \"s\"\n",
     );
-    let run = wal([
-        "bench",
-        "--config",
-        config.to_str().unwrap(),
-        "--writers",
-        "2",
-        "--record-size",
-        "100",
-        "--duration",
-        "0.3",
-        "--sync",
-        "--json",
-    ]);
+    let run = bench_two_writers(&config, "0.3", &["--sync", "--json"]);
     let s = summary(&run);
     assert!(
         run.stdout.starts_with("wal bench: failover manager"),

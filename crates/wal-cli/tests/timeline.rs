@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Run, wal, write_config};
+use support::{Run, bench_two_writers, wal, write_config};
 
 const FAILOVER: &str = "[primary]\ndir = \"p\"\n[secondary]\ndir = \"s\"\n";
 const HEADER: &str = "t_s,kind,latency_ms_max,latency_ms_mean,count,detail";
@@ -17,21 +17,11 @@ const EVENT_KINDS: [&str; 5] = ["hedge", "switch", "failback", "stranded", "unst
 /// Runs a synced bench of 2 writers for `secs` on `config` with
 /// `--timeline timeline`; returns the run and its JSON summary.
 fn bench(config: &Path, secs: &str, timeline: &Path) -> (Run, Value) {
-    let run = wal([
-        "bench",
-        "--config",
-        config.to_str().unwrap(),
-        "--writers",
-        "2",
-        "--record-size",
-        "100",
-        "--duration",
+    let run = bench_two_writers(
+        config,
         secs,
-        "--sync",
-        "--json",
-        "--timeline",
-        timeline.to_str().unwrap(),
-    ]);
+        &["--sync", "--json", "--timeline", timeline.to_str().unwrap()],
+    );
     run.assert_ok();
     let summary = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
     (run, summary)

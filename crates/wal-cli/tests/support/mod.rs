@@ -81,6 +81,25 @@ where
     }
 }
 
+/// Runs `wal bench` on `config` with 2 writers of 100-byte records for
+/// `secs` seconds, then the `extra` arguments.
+pub(crate) fn bench_two_writers(config: &Path, secs: &str, extra: &[&str]) -> Run {
+    let config = config.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "bench",
+        "--config",
+        config,
+        "--writers",
+        "2",
+        "--record-size",
+        "100",
+        "--duration",
+        secs,
+    ];
+    args.extend_from_slice(extra);
+    wal(args)
+}
+
 /// Runs `command` as `Command::output` does (no stdin, stdout and stderr
 /// captured), but forks only while no manager is open in this process (see
 /// `MANAGERS_VS_FORKS`).
