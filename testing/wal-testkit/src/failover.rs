@@ -250,7 +250,11 @@ impl Harness {
             "fail" => {
                 let which = cmd.positional(0).expect("fail primary|secondary");
                 let ops = parse_ops(cmd.get("ops").expect("ops=..."));
-                let mut rule = Rule::new(OpFilter::ops(ops).in_dir(dir_path(which)), Fault::Eio);
+                let mut filter = OpFilter::ops(ops).in_dir(dir_path(which));
+                if let Some(name) = cmd.get("file") {
+                    filter = filter.path_suffix(name);
+                }
+                let mut rule = Rule::new(filter, Fault::Eio);
                 if let Some(t) = cmd.get("times") {
                     rule = rule.times(t.parse().unwrap());
                 }

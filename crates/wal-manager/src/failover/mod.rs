@@ -490,6 +490,24 @@ fn next_deadline(
     next
 }
 
+/// Whether there is evidence against the primary while the log is on the
+/// secondary: the newest probe of it failed, or one has been hanging past
+/// the threshold, or an operation of another segment of the log in the
+/// primary (left behind there, or its standby) has, or the primary failed
+/// an operation and no probe has finished since (the history is cleared at
+/// each failback). After a latency switch whose stall has passed, with no
+/// probe yet, there is none: the latency rules may send the log back.
+fn primary_suspect(s: &Shared, mon: &MonitorState, view: &MonitorView, now: Duration) -> bool {
+    let threshold = s.core.config.failover.unhealthy_op_latency_threshold.0;
+    let last_probe = s.prober.last();
+    let over =
+        |started: Option<Duration>| started.is_some_and(|t| now.saturating_sub(t) > threshold);
+    last_probe == Some(prober::FAILED_PROBE_LATENCY)
+        || s.prober.running_for().is_some_and(|d| d > threshold)
+        || over(view.other_op_started_at)
+        || (mon.left_for_error && last_probe.is_none())
+}
+
 /// One monitor sample: apply the rules and act. Returns the next moment
 /// (by the manager's clock) a rule could change its verdict, and whether
 /// there is nothing to time (no operation running, nobody waiting).
@@ -516,20 +534,15 @@ fn tick(s: &Shared) -> (Duration, bool) {
         (prober::FAILED_PROBE_LATENCY, prober::FAILED_PROBE_LATENCY)
     };
     let threshold = cfg.unhealthy_op_latency_threshold.0;
-    // Evidence: the newest probe of the primary failed, or one has been
-    // hanging past the threshold, or an operation of a segment left behind
-    // on the primary has, or the primary failed an operation and no probe
-    // has finished since (the history is cleared at each failback). After a
-    // latency switch whose stall has passed, with no probe yet, the latency
-    // rules may send the log back.
-    let last_probe = s.prober.last();
-    let over =
-        |started: Option<Duration>| started.is_some_and(|t| now.saturating_sub(t) > threshold);
-    let primary_suspect = on_secondary
-        && (last_probe == Some(prober::FAILED_PROBE_LATENCY)
-            || s.prober.running_for().is_some_and(|d| d > threshold)
-            || over(view.other_op_started_at)
-            || (mon.left_for_error && last_probe.is_none()));
+    let primary_suspect = on_secondary && primary_suspect(s, &mon, &view, now);
+    // On the secondary, a standby in the primary once nothing of the log is
+    // running there and nothing speaks against it: a secondary that slows
+    // down is then hedged back, and the switch back creates no file.
+    if on_secondary && cfg.standby && !primary_suspect && view.other_op_started_at.is_none() {
+        if let Some(w) = &writer {
+            w.start_primary_standby();
+        }
+    }
     let sample = Sample {
         failover_enabled: s.enabled.load(Ordering::Acquire),
         dir: mon.dir,

@@ -16,12 +16,12 @@
 //! | 3 | on the primary, the secondary failed twice for this log, and the writer failed | fail the writer |
 //! | 4 | on the primary, the secondary failed twice for this log | stay (the secondary is probably misconfigured) |
 //! | 5 | the writer failed | switch now (a failed writer is useless) |
-//! | 6 | on the secondary, the primary is suspect (its last probe failed or has run past the threshold, an operation of a segment left behind on it has run past the threshold, or it was left for an error and no probe has finished since), and an operation has run longer than the threshold or a wait passed the hedge deadline | stay (no bounce: the log waits for the secondary) |
+//! | 6 | on the secondary, the primary is suspect (its last probe failed or has run past the threshold, an operation of another segment of the log in it, left behind or its standby, has run past the threshold, or it was left for an error and no probe has finished since), and an operation has run longer than the threshold or a wait passed the hedge deadline | stay (no bounce: the log waits for the secondary) |
 //! | 7 | an operation has run longer than the threshold, and this log switched fewer than 2 times | switch now |
 //! | 8 | an operation has run longer than the threshold, and longer than twice the latency that caused the previous switch | switch now |
 //! | 9 | hedging on, the standby is open, and someone has waited for durability past the hedge deadline with no progress | hedge into the standby |
 //! | 10 | an operation has run longer than the threshold (otherwise) | stay (damping: avoid flapping between two slow disks) |
-//! | 11 | on the secondary, and the primary's probe mean and max over `healthy_interval` are both below `healthy_probe_latency_threshold` | fail back to the primary |
+//! | 11 | on the secondary, the primary is not suspect, and its probe mean and max over `healthy_interval` are both below `healthy_probe_latency_threshold` | fail back to the primary |
 //! | 12 | otherwise | stay |
 //!
 //! Rows 1 and 3 go beyond Pebble, which in those cases leaves waiters
@@ -73,9 +73,9 @@ pub struct Sample {
     /// `healthy_probe_latency_threshold`.
     pub healthy_threshold: Duration,
     /// On the secondary: the primary's last probe failed or has run past
-    /// the threshold, an operation of a segment left behind on it has run
-    /// past the threshold, or it was left for an error and no probe has
-    /// finished since.
+    /// the threshold, an operation of another segment of the log in it
+    /// (left behind, or its standby) has run past the threshold, or it was
+    /// left for an error and no probe has finished since.
     pub primary_suspect: bool,
     /// `failover.hedge`.
     pub hedge_enabled: bool,
@@ -182,7 +182,7 @@ pub const SWITCH_RULES: [SwitchRule; 12] = [
         verdict: Verdict::Stay,
     },
     SwitchRule {
-        condition: "on secondary, primary probes healthy",
+        condition: "on secondary, primary not suspect, its probes healthy",
         verdict: Verdict::Switch(SwitchReason::Failback),
     },
     SwitchRule {
@@ -215,6 +215,7 @@ pub fn decide(s: &Sample) -> (usize, Verdict) {
     } else if slow {
         9
     } else if s.dir == DirId::Secondary
+        && !s.primary_suspect
         && s.probe_mean < s.healthy_threshold
         && s.probe_max < s.healthy_threshold
     {
@@ -380,6 +381,17 @@ mod tests {
             decide(&slow_on_primary).1,
             Verdict::Switch(SwitchReason::Latency)
         );
+    }
+
+    #[test]
+    fn no_failback_to_a_suspect_primary_however_good_its_probes() {
+        let failback = sample_for_row(10);
+        assert_eq!(decide(&failback).1, Verdict::Switch(SwitchReason::Failback));
+        let suspect = Sample {
+            primary_suspect: true,
+            ..failback
+        };
+        assert_eq!(decide(&suspect), (11, Verdict::Stay));
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! While appends go to the primary, the writer keeps a *standby* segment
 //! open in the secondary (the next index), created when the log starts on
 //! the primary and after every failback, so that no switch away from a
-//! stalled primary waits for a file to be created.
+//! stalled primary waits for a file to be created. While appends go to the
+//! secondary, it keeps one in the primary once the monitor sees nothing of
+//! the log stuck there and no evidence against it: a secondary that slows
+//! down is hedged back into it, and the switch back promotes it.
 //! When someone has waited for durability past the hedge deadline with no
 //! progress, the monitor *hedges*: every record not yet durable is written
 //! into the standby and synced there too, and each is acknowledged from
@@ -146,22 +149,24 @@ impl Inner {
         Ok(pos)
     }
 
-    /// Starts a standby segment in `dir` if it is the secondary, standbys
-    /// are on, none exists, none of this log failed before, and the segment
-    /// limit leaves room for it and one more switch. A refusal is no error:
-    /// the writer goes on without one.
+    /// Starts a standby segment in `dir` if standbys are on, none exists,
+    /// none of this log failed in `dir` before, and the segment limit
+    /// leaves room for it and one more switch. A refusal is no error: the
+    /// writer goes on without one.
     ///
-    /// Only the secondary holds standbys: it is where appends go when the
-    /// primary stalls, the moment that must cost no file creation. Appends
-    /// leave the secondary only by failing back to a primary the prober
-    /// found healthy, or for a secondary slower than twice the latency that
-    /// made them leave the primary; neither needs to beat a stall.
+    /// Callers decide when `dir` is fit for one. The secondary gets one
+    /// whenever appends go to the primary: it is where they go when the
+    /// primary stalls, the moment that must cost no file creation. The
+    /// primary gets one while appends go to the secondary only once the
+    /// monitor sees nothing stuck there and no evidence against it
+    /// ([`Inner::start_primary_standby`]): a secondary that then slows down
+    /// is hedged into it, and the switch back (by latency or failback)
+    /// promotes it instead of creating a file while appenders wait.
     pub(crate) fn start_standby(self: &Arc<Self>, st: &mut State, dir: DirId) {
         let room = st.slots.len() + 2 <= self.core.config.failover.segments_per_log_max as usize;
         if !self.core.config.failover.standby
-            || dir != DirId::Secondary
             || st.standby.is_some()
-            || st.standby_failed
+            || st.standby_failed[dir_pos(dir)]
             || st.closing
             || !room
         {
@@ -169,6 +174,20 @@ impl Inner {
         }
         if let Ok(pos) = self.reserve(st, dir, false) {
             st.standby = Some(pos);
+        }
+    }
+
+    /// While appends go to an installed segment in the secondary, starts a
+    /// standby in the primary (see [`Inner::start_standby`]). The monitor
+    /// calls it only when the primary is not suspect and no operation of
+    /// this log is running there.
+    pub(crate) fn start_primary_standby(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        let on_secondary = st
+            .current
+            .is_some_and(|p| st.slots[p].dir == DirId::Secondary && st.slots[p].live().is_some());
+        if on_secondary && st.standby.is_none() && !st.closing {
+            self.start_standby(&mut st, DirId::Primary);
         }
     }
 
@@ -221,7 +240,7 @@ impl Inner {
                 tracing::warn!(log = %self.log, path = %path.display(), %reason, "creating a log segment failed");
                 recorder.fail(reason.clone());
                 if st.standby == Some(pos) {
-                    st.standby_failed = true;
+                    st.standby_failed[dir_pos(dir_id)] = true;
                 }
                 if absent {
                     self.core.remove_segment(self.log, SegmentIndex(pos as u32));

@@ -1,7 +1,8 @@
 //! The failover writer: one log written as a sequence of segments in two
-//! directories. Appends go to the *current* segment; while that is the
-//! primary's, a *standby* segment is kept ready in the secondary for hedges
-//! and switches (see the private `failover::segments` module).
+//! directories. Appends go to the *current* segment; a *standby* segment is
+//! kept ready in the other directory for hedges and switches (in the
+//! primary only once nothing is stuck there; see the private
+//! `failover::segments` module).
 //!
 //! # Invariants
 //!
@@ -94,12 +95,13 @@ pub(crate) struct State {
     pub(crate) slots: Vec<Slot>,
     /// The segment appends go to.
     pub(crate) current: Option<usize>,
-    /// The segment kept ready in the secondary while appends go to the
-    /// primary.
+    /// The segment kept ready in the other directory (see
+    /// `segments::Inner::start_standby`).
     pub(crate) standby: Option<usize>,
-    /// A standby of this log failed to be created: no other is tried (the
-    /// secondary is suspect, and each try would take a segment index).
-    pub(crate) standby_failed: bool,
+    /// A standby of this log failed to be created in the directory (by
+    /// `dir_pos`): no other is tried there (the directory is suspect, and
+    /// each try would take a segment index).
+    pub(crate) standby_failed: [bool; 2],
     /// Appends are refused: `close` was called.
     pub(crate) closing: bool,
     /// `close` finished.
@@ -152,7 +154,8 @@ pub(crate) struct MonitorView {
     pub(crate) dir: Option<DirId>,
     /// When the oldest operation still running on a segment of the *other*
     /// directory started (a left-behind segment's write or sync stuck on
-    /// the disk the log switched away from).
+    /// the disk the log switched away from, or the standby's create or
+    /// sync).
     pub(crate) other_op_started_at: Option<Duration>,
     /// Whether a standby is open and has not failed, and the current
     /// segment is installed (a hedge may go into the standby).
@@ -259,7 +262,7 @@ impl Inner {
                 slots: Vec::new(),
                 current: None,
                 standby: None,
-                standby_failed: false,
+                standby_failed: [false; 2],
                 closing: false,
                 closed: false,
                 failed: None,
@@ -283,8 +286,11 @@ impl Inner {
         let mut st = self.state.lock();
         let pos = self.reserve(&mut st, dir, false)?;
         st.current = Some(pos);
-        if standby {
-            self.start_standby(&mut st, dir.other());
+        // The primary's standby waits for the monitor (see
+        // `start_primary_standby`): the log may start on the secondary
+        // because the primary is stalled.
+        if standby && dir == DirId::Primary {
+            self.start_standby(&mut st, DirId::Secondary);
         }
         Ok(())
     }
@@ -365,8 +371,11 @@ impl Inner {
             let pos = self.reserve(&mut st, dir, past_cap)?;
             st.current = Some(pos);
         }
-        if let Some(from) = from.filter(|&f| f != dir) {
-            self.start_standby(&mut st, from);
+        // Back on the primary, a standby in the secondary at once; one in
+        // the primary left for the secondary waits for the monitor (see
+        // `start_primary_standby`).
+        if from == Some(DirId::Secondary) && dir == DirId::Primary {
+            self.start_standby(&mut st, DirId::Secondary);
         }
         let slot = &st.slots[st.current.expect("set above")];
         Ok((slot.index, slot.path.clone(), promoted))

@@ -274,6 +274,7 @@ struct Totals {
     faults: u64,
     switches: u64,
     hedges: u64,
+    hedges_back: u64,
 }
 
 impl Totals {
@@ -285,13 +286,14 @@ impl Totals {
         self.faults += s.faults_fired;
         self.switches += s.switches;
         self.hedges += s.hedges;
+        self.hedges_back += s.hedges_back;
     }
 
     fn print(&self, name: &str, seeds: usize, elapsed: Duration) {
         eprintln!(
             "crash_recovery {name}: {seeds} seeds, {} crashes, {} acknowledged records checked, \
              {} records read back, {} logs ending in a torn tail, {} faults fired, {} switches, \
-             {} hedged waits, {:.1} s",
+             {} hedged waits ({} from the secondary into the primary), {:.1} s",
             self.crashes,
             self.acked,
             self.read_back,
@@ -299,6 +301,7 @@ impl Totals {
             self.faults,
             self.switches,
             self.hedges,
+            self.hedges_back,
             elapsed.as_secs_f64()
         );
     }
@@ -314,6 +317,8 @@ struct RunStats {
     faults_fired: u64,
     switches: u64,
     hedges: u64,
+    /// Hedges made while appends went to the secondary.
+    hedges_back: u64,
 }
 
 /// What the model knows of one appended record.
@@ -746,23 +751,30 @@ impl World {
         self.force_switch_keeping_stall();
     }
 
-    /// Stalls the primary's syncs while appends go there and the standby is
-    /// open, then syncs with the monitor stepped on a moving clock: the wait
-    /// is hedged into the standby (or, past the threshold, switched there).
-    /// Then the stall is released, or kept (through the crash or until a
-    /// later operation) with appends moved to the secondary.
+    /// Stalls the current directory's syncs while a standby is open in the
+    /// other one (on the secondary, the monitor is stepped once first: it
+    /// opens a standby in the primary once nothing is stuck there), then
+    /// syncs with the monitor stepped on a moving clock: the wait is hedged
+    /// into the standby (or, past the threshold, switched there). Then the
+    /// stall is released, or kept (through the crash or until a later
+    /// operation) with appends moved to the other directory.
     fn stall_and_hedge(&mut self) {
         self.release_stall();
         self.settle();
-        if self.failover().current_dir() != DirId::Primary || !self.standby_ready() {
+        if self.failover().current_dir() == DirId::Secondary && !self.standby_ready() {
+            self.failover().tick_monitor();
+            self.settle();
+        }
+        let dir = self.failover().current_dir();
+        if !self.standby_ready() {
             self.append(1, true, false);
             return;
         }
-        self.hold_stall(&[Op::Sync], DirId::Primary, "syncs");
+        self.hold_stall(&[Op::Sync], dir, "syncs");
         self.append_then_sync_hedging();
         if self.rng.coin() {
             self.release_stall();
-        } else if self.failover().current_dir() == DirId::Primary {
+        } else if self.failover().current_dir() == dir {
             self.force_switch_keeping_stall();
         }
     }
@@ -795,11 +807,15 @@ impl World {
             self.append(1, false, false);
         }
         let hedges_before = self.hedges();
+        let on_secondary = self.failover().current_dir() == DirId::Secondary;
         self.hedging = true;
         self.sync();
         self.hedging = false;
         let hedged = self.hedges() - hedges_before;
         self.stats.hedges += hedged;
+        if on_secondary {
+            self.stats.hedges_back += hedged;
+        }
         self.note(format!("{hedged} hedges"));
     }
 

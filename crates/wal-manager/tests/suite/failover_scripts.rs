@@ -33,6 +33,11 @@ fn a_hedged_log_that_bounces_back_reads_whole() {
 }
 
 #[test]
+fn a_slow_secondary_is_hedged_back_into_a_standby_in_the_recovered_primary() {
+    run("hedge_back");
+}
+
+#[test]
 fn a_hedge_while_the_failback_segment_is_created_keeps_the_segments_in_order() {
     run("hedge_during_failback");
 }
