@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use wal_manager::{Config, LogNum, Manager, Writer};
+use wal_manager::{Config, DirId, LogNum, Manager, Writer};
 use wal_stallfs::{Mounted, Op, StallControl, mount_or_skip};
 use wal_testkit::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
 
@@ -227,18 +227,24 @@ struct Outcome {
     /// The slowest sync of the log's last segment (the secondary's, after
     /// one switch): what a commit there could not beat.
     last_segment_sync_max: Duration,
+    /// When the slowest append started, in ms after the stall began.
+    slowest_started: f64,
+    /// The directory of each segment of the log, in order (`P`, `S`).
+    segments: String,
 }
 
 impl Outcome {
     fn print(&self, name: &str) {
         eprintln!(
-            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} switches, {} hedges, last segment's slowest sync {:.1} ms",
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started {:.1} ms after the stall began), {} switches, {} hedges, segments {}, last segment's slowest sync {:.1} ms",
             self.appends,
             ms(self.p50),
             ms(self.p99),
             ms(self.max),
+            self.slowest_started,
             self.switches,
             self.hedges,
+            self.segments,
             ms(self.last_segment_sync_max)
         );
     }
@@ -257,6 +263,7 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
     let appenders = Appenders::start(&writer);
 
     std::thread::sleep(before);
+    let stalled_at = Instant::now();
     control.stall(Op::Write | Op::Fsync);
     assert!(
         control.wait_parked(1, Duration::from_secs(10)),
@@ -273,9 +280,25 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         Duration::from_nanos(stats.writer.as_ref().map_or(0, |w| w.sync_latency.max));
     writer.close().unwrap();
     drop(writer);
+    // Listed once closed: an unused standby is gone from the list.
+    let segments = manager.list()[0]
+        .segments
+        .iter()
+        .map(|s| match s.dir {
+            DirId::Primary => 'P',
+            DirId::Secondary => 'S',
+        })
+        .collect();
     manager.close().unwrap();
 
     check_read_back(config, &acked);
+    let slowest = acked
+        .iter()
+        .max_by_key(|a| a.2)
+        .expect("appends were acknowledged");
+    // Signed: the slowest append may have started before the stall.
+    let slowest_started = ms(slowest.3.saturating_duration_since(stalled_at))
+        - ms(stalled_at.saturating_duration_since(slowest.3));
     let mut latencies: Vec<Duration> = acked.iter().map(|a| a.2).collect();
     latencies.sort_unstable();
     let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
@@ -287,14 +310,16 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         switches,
         hedges,
         last_segment_sync_max,
+        slowest_started,
+        segments,
     }
 }
 
 /// `WRITERS` threads appending synced records to one log until stopped.
 struct Appenders {
     done: Arc<AtomicBool>,
-    /// (lsn, tag, latency) of every acknowledged append.
-    acked: Arc<Mutex<Vec<(u64, u64, Duration)>>>,
+    /// (lsn, tag, latency, start) of every acknowledged append.
+    acked: Arc<Mutex<Vec<(u64, u64, Duration, Instant)>>>,
     /// The error of each append that failed (its writer then stops).
     failed: Arc<Mutex<Vec<String>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -303,7 +328,7 @@ struct Appenders {
 impl Appenders {
     fn start(writer: &Arc<Writer>) -> Appenders {
         let done = Arc::new(AtomicBool::new(false));
-        let acked: Arc<Mutex<Vec<(u64, u64, Duration)>>> = Arc::default();
+        let acked: Arc<Mutex<Vec<(u64, u64, Duration, Instant)>>> = Arc::default();
         let failed: Arc<Mutex<Vec<String>>> = Arc::default();
         let threads = (0..WRITERS)
             .map(|t| {
@@ -319,7 +344,7 @@ impl Appenders {
                         let tag = (t << 32) | counter;
                         let started = Instant::now();
                         match writer.append_sync(&payload(tag, 0, RECORD_LEN)) {
-                            Ok(lsn) => acked.lock().push((lsn.0, tag, started.elapsed())),
+                            Ok(lsn) => acked.lock().push((lsn.0, tag, started.elapsed(), started)),
                             Err(e) => {
                                 failed.lock().push(e.to_string());
                                 return;
@@ -340,7 +365,7 @@ impl Appenders {
 
     /// Stops the writers and returns what was acknowledged and what failed.
     /// A writer stuck for good (a bug) fails the test instead of hanging it.
-    fn stop(self) -> (Vec<(u64, u64, Duration)>, Vec<String>) {
+    fn stop(self) -> (Vec<(u64, u64, Duration, Instant)>, Vec<String>) {
         self.done.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(60);
         for t in self.threads {
@@ -361,7 +386,7 @@ impl Appenders {
 
 /// Reopens the directories and checks that every acknowledged record is
 /// there exactly once, in order, and nothing else.
-fn check_read_back(config: &Config, acked: &[(u64, u64, Duration)]) {
+fn check_read_back(config: &Config, acked: &[(u64, u64, Duration, Instant)]) {
     let env = reopen_env();
     let manager = Manager::open_with(config, env).unwrap();
     let recovered = read_all(&manager).unwrap_or_else(|e| panic!("{e}"));
@@ -381,7 +406,7 @@ fn check_read_back(config: &Config, acked: &[(u64, u64, Duration)]) {
     );
     // A clean close made everything durable: what was read is exactly what
     // was acknowledged.
-    let want: BTreeMap<u64, u64> = acked.iter().map(|&(l, t, _)| (l, t)).collect();
+    let want: BTreeMap<u64, u64> = acked.iter().map(|&(l, t, ..)| (l, t)).collect();
     assert_eq!(want.len(), acked.len(), "no LSN acknowledged twice");
     assert_eq!(
         read, want,
