@@ -315,11 +315,15 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
     }
 }
 
+/// One acknowledged append: its LSN, its payload's tag, how long it took and
+/// when it started.
+type Acked = (u64, u64, Duration, Instant);
+
 /// `WRITERS` threads appending synced records to one log until stopped.
 struct Appenders {
     done: Arc<AtomicBool>,
     /// (lsn, tag, latency, start) of every acknowledged append.
-    acked: Arc<Mutex<Vec<(u64, u64, Duration, Instant)>>>,
+    acked: Arc<Mutex<Vec<Acked>>>,
     /// The error of each append that failed (its writer then stops).
     failed: Arc<Mutex<Vec<String>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -328,7 +332,7 @@ struct Appenders {
 impl Appenders {
     fn start(writer: &Arc<Writer>) -> Appenders {
         let done = Arc::new(AtomicBool::new(false));
-        let acked: Arc<Mutex<Vec<(u64, u64, Duration, Instant)>>> = Arc::default();
+        let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
         let failed: Arc<Mutex<Vec<String>>> = Arc::default();
         let threads = (0..WRITERS)
             .map(|t| {
@@ -365,7 +369,7 @@ impl Appenders {
 
     /// Stops the writers and returns what was acknowledged and what failed.
     /// A writer stuck for good (a bug) fails the test instead of hanging it.
-    fn stop(self) -> (Vec<(u64, u64, Duration, Instant)>, Vec<String>) {
+    fn stop(self) -> (Vec<Acked>, Vec<String>) {
         self.done.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(60);
         for t in self.threads {
@@ -386,7 +390,7 @@ impl Appenders {
 
 /// Reopens the directories and checks that every acknowledged record is
 /// there exactly once, in order, and nothing else.
-fn check_read_back(config: &Config, acked: &[(u64, u64, Duration, Instant)]) {
+fn check_read_back(config: &Config, acked: &[Acked]) {
     let env = reopen_env();
     let manager = Manager::open_with(config, env).unwrap();
     let recovered = read_all(&manager).unwrap_or_else(|e| panic!("{e}"));
