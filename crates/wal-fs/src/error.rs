@@ -44,13 +44,16 @@ pub enum Op {
     Size,
     /// [`crate::File::preallocate`].
     Preallocate,
+    /// [`crate::File::prepare_ahead`] (where a fault layer tells it apart
+    /// from the writes and the sync it is made of).
+    PrepareAhead,
     /// [`crate::File::close`].
     Close,
 }
 
 impl Op {
     /// Every operation, for tables and exhaustive tests.
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 18] = [
         Op::Create,
         Op::Open,
         Op::ReuseForWrite,
@@ -67,6 +70,7 @@ impl Op {
         Op::Sync,
         Op::Size,
         Op::Preallocate,
+        Op::PrepareAhead,
         Op::Close,
     ];
 
@@ -89,6 +93,7 @@ impl Op {
             Op::Sync => "sync",
             Op::Size => "size",
             Op::Preallocate => "preallocate",
+            Op::PrepareAhead => "prepare-ahead",
             Op::Close => "close",
         }
     }

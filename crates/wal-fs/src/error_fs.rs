@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::{DirLock, Error, File, Fs, Metadata, Op, OpFilter, Result};
+use crate::{DirLock, Error, File, Fs, Metadata, Op, OpFilter, PrepareStep, Result};
 
 /// The error an injection rule returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,8 +406,8 @@ impl File for ErrorFile {
 
     /// Passed through without injection, so that upkeep a writer may or
     /// may not do does not shift the "Nth write/sync" predicates.
-    fn prepare_ahead(&mut self) -> Result<()> {
-        self.inner.prepare_ahead()
+    fn prepare_ahead(&mut self, watch: &mut dyn FnMut(PrepareStep)) -> Result<()> {
+        self.inner.prepare_ahead(watch)
     }
 
     fn size(&self) -> Result<u64> {

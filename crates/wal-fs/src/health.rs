@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::{DirLock, File, Fs, Metadata, Op, Result};
+use crate::{DirLock, File, Fs, Metadata, Op, PrepareStep, Result};
 
 /// An operation that has been running longer than the threshold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -459,9 +459,9 @@ impl File for HealthFile {
         self.inner.sync_data()
     }
 
-    fn prepare_ahead(&mut self) -> Result<()> {
+    fn prepare_ahead(&mut self, watch: &mut dyn FnMut(PrepareStep)) -> Result<()> {
         let _t = self.tracker.begin(Op::Write, Arc::clone(&self.path), None);
-        self.inner.prepare_ahead()
+        self.inner.prepare_ahead(watch)
     }
 
     fn size(&self) -> Result<u64> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::rng::SplitMix64;
-use crate::{DirLock, File, Fs, Metadata, Op, OpFilter, Result};
+use crate::{DirLock, File, Fs, Metadata, Op, OpFilter, PrepareStep, Result};
 
 /// The stalls and delays of one or more [`LatencyFs`]. Cloning gives another
 /// handle to the same set.
@@ -385,11 +385,17 @@ impl File for LatencyFile {
         self.inner.sync_data()
     }
 
-    fn prepare_ahead(&mut self) -> Result<()> {
-        // It writes and syncs: a stalled disk stalls it too.
+    fn prepare_ahead(&mut self, watch: &mut dyn FnMut(PrepareStep)) -> Result<()> {
+        // It writes and syncs: a stalled disk stalls it too, at the step
+        // the watcher is told of; `PrepareAhead` stalls only it.
+        watch(PrepareStep::Write);
+        self.control.gate(Op::PrepareAhead, &[self.inner.path()]);
         self.control.gate(Op::Write, &[self.inner.path()]);
+        watch(PrepareStep::Sync);
         self.control.gate(Op::Sync, &[self.inner.path()]);
-        self.inner.prepare_ahead()
+        let r = self.inner.prepare_ahead(watch);
+        watch(PrepareStep::Done);
+        r
     }
 
     fn size(&self) -> Result<u64> {

@@ -72,6 +72,19 @@ mod read;
 mod rng;
 
 pub use error::{Error, Op, Result};
+
+/// A step of [`File::prepare_ahead`], as told to its watcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrepareStep {
+    /// A write of part of the prepared space starts (`OsFs`: a page of
+    /// zeros, into the page cache).
+    Write,
+    /// The sync of the prepared space starts: all of it goes to the disk
+    /// (`OsFs`: 1 MiB).
+    Sync,
+    /// The last step ended.
+    Done,
+}
 pub use error_fs::{ErrorFs, Fault, Injector, Rule, RuleId};
 pub use filter::OpFilter;
 pub use health::{HealthConfig, HealthFs, SlowOp, SlowOpCallback};
@@ -209,12 +222,17 @@ pub trait File: Send + Sync + Debug {
     /// writes will land in. [`OsFs`] zero-fills ahead of a file synced again
     /// and again, so that later syncs have no metadata to commit (see
     /// there). A log writer calls it when none of its writes or syncs is in
-    /// flight and nobody waits on it, and never when closing. The default
-    /// does nothing.
+    /// flight, and never when closing. The default does nothing.
+    ///
+    /// `watch` is told when each step of its I/O starts and when the last
+    /// one ends ([`PrepareStep`]), so that a caller watching for a stalled
+    /// disk can time each write and the sync on their own: the whole takes
+    /// long on a slow disk, a step stuck on a stalled one.
     ///
     /// # Errors
     /// Syncing the prepared space failed: the disk is failing.
-    fn prepare_ahead(&mut self) -> Result<()> {
+    fn prepare_ahead(&mut self, watch: &mut dyn FnMut(PrepareStep)) -> Result<()> {
+        let _ = watch;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{DirLock, Error, File, Fs, Metadata, Op, Result};
+use crate::{DirLock, Error, File, Fs, Metadata, Op, PrepareStep, Result};
 
 /// The name of the lock file [`OsFs::lock`] creates inside a locked
 /// directory.
@@ -319,7 +319,11 @@ impl ZeroFill {
     /// `fsync` error may concern any dirty page of the file and is reported
     /// only once: swallowing it could let a later sync of real data
     /// "succeed" over lost pages.
-    fn fill_ahead(&mut self, file: &fs::File) -> io::Result<()> {
+    fn fill_ahead(
+        &mut self,
+        file: &fs::File,
+        watch: &mut dyn FnMut(PrepareStep),
+    ) -> io::Result<()> {
         if self.stopped
             || self.syncs < OsFs::ZERO_FILL_AFTER_SYNCS
             || self.filled >= self.pos.saturating_add(OsFs::ZERO_FILL_LOW_WATER)
@@ -332,6 +336,7 @@ impl ZeroFill {
         let mut at = start;
         while at < end {
             let n = ((end - at) as usize).min(ZERO_WRITE);
+            watch(PrepareStep::Write);
             if let Err(e) = file.write_all_at(&ZEROS[..n], at) {
                 tracing::debug!(error = %e, "zero fill ahead of a log file stopped");
                 // Never again on this handle. The length may have grown
@@ -341,6 +346,7 @@ impl ZeroFill {
             }
             at += n as u64;
         }
+        watch(PrepareStep::Sync);
         if let Err(e) = file.sync_data() {
             self.stopped = true;
             return Err(e);
@@ -459,11 +465,13 @@ impl File for OsFile {
         Ok(())
     }
 
-    fn prepare_ahead(&mut self) -> Result<()> {
+    fn prepare_ahead(&mut self, watch: &mut dyn FnMut(PrepareStep)) -> Result<()> {
         match &mut self.fill {
-            Some(fill) => fill
-                .fill_ahead(&self.file)
-                .map_err(|e| Error::io(Op::Sync, &self.path, e)),
+            Some(fill) => {
+                let r = fill.fill_ahead(&self.file, watch);
+                watch(PrepareStep::Done);
+                r.map_err(|e| Error::io(Op::Sync, &self.path, e))
+            }
             None => Ok(()),
         }
     }
@@ -807,7 +815,7 @@ mod tests {
         for i in 0..n {
             f.write(&vec![i as u8 + 1; len]).unwrap();
             f.sync_data().unwrap();
-            f.prepare_ahead().unwrap();
+            f.prepare_ahead(&mut |_| {}).unwrap();
         }
     }
 
@@ -851,6 +859,27 @@ mod tests {
         let bytes = fs::read(&path).unwrap();
         assert_eq!(&bytes[written as usize..], &[9; 10]);
         assert_eq!(bytes[0], 1);
+    }
+
+    #[test]
+    fn the_fill_tells_its_watcher_each_page_write_then_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let mut f = fs.create(&dir.path().join("000001.log")).unwrap();
+        let syncs = OsFs::ZERO_FILL_AFTER_SYNCS as usize;
+        write_synced(&mut f, syncs - 1, 100);
+        f.write(&[1; 100]).unwrap();
+        f.sync_data().unwrap();
+        let mut steps = Vec::new();
+        f.prepare_ahead(&mut |step| steps.push(step)).unwrap();
+        let pages = (OsFs::ZERO_FILL_STEP / ZERO_WRITE as u64) as usize;
+        let mut want = vec![PrepareStep::Write; pages];
+        want.extend([PrepareStep::Sync, PrepareStep::Done]);
+        assert_eq!(steps, want);
+        // Nothing to fill (a step ahead already): no I/O step, only the end.
+        steps.clear();
+        f.prepare_ahead(&mut |step| steps.push(step)).unwrap();
+        assert_eq!(steps, [PrepareStep::Done]);
     }
 
     #[test]
@@ -951,7 +980,7 @@ mod tests {
                 let chunk: Vec<u8> = (0..n).map(|j| (i * 31 + j % 253) as u8).collect();
                 f.write(&chunk).unwrap();
                 f.sync_data().unwrap();
-                f.prepare_ahead().unwrap();
+                f.prepare_ahead(&mut |_| {}).unwrap();
                 expected.extend_from_slice(&chunk);
             }
             assert_eq!(f.size().unwrap(), expected.len() as u64);

@@ -13,6 +13,17 @@
 //! may run before it hedges; and each start pokes the monitor's
 //! [`MonitorWake`] when the monitor sleeps idle, so that it can set a
 //! deadline for it.
+//!
+//! The zero fill a segment's file does ahead of its writes
+//! ([`wal_fs::File::prepare_ahead`]) is timed step by step instead, and
+//! its latencies stay out of the window: on a slow but healthy disk the
+//! whole fill takes long while every commit is quick, so the fill as one
+//! operation would switch away from a disk that serves commits well; but a
+//! step stuck on a stalled disk holds up every commit behind it. Each page
+//! write of the fill counts against the threshold like any write. Its sync
+//! moves the whole fill (1 MiB) to the disk, so it starts counting only
+//! [`FILL_SYNC_ALLOWANCE`] after it started: a disk that moves less than
+//! 1 MiB per second is treated as stuck.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,12 +32,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+use wal_fs::PrepareStep;
 use wal_record::LogFile;
 
 use crate::clock::Clock;
 
 /// Operation latencies kept per directory.
 const WINDOW_LEN: usize = 256;
+
+/// How long the sync of a zero fill may run before it counts against the
+/// threshold: it writes back 1 MiB, which takes a second at 1 MiB/s.
+pub(crate) const FILL_SYNC_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// The latencies of the last operations on one directory.
 #[derive(Debug, Default)]
@@ -100,6 +116,8 @@ impl MonitorWake {
 pub(crate) struct Recorder {
     clock: Arc<dyn Clock>,
     /// `1 + start` in clock nanoseconds while an operation runs; 0 when idle.
+    /// For a fill's sync, the start is moved on by [`FILL_SYNC_ALLOWANCE`]
+    /// (the moment it starts counting against the threshold).
     op_start: AtomicU64,
     /// The first error, as text (errors are sticky).
     error: Mutex<Option<String>>,
@@ -145,8 +163,25 @@ impl Recorder {
         r
     }
 
-    /// Runs `op` without timing it (work the monitor must not take for a
-    /// slow disk, such as preparing space ahead); records its error.
+    /// Notes a step of a zero fill (see the module docs): its start, as an
+    /// operation's, without adding its latency to the window.
+    fn fill_step(&self, step: PrepareStep) {
+        let start = match step {
+            PrepareStep::Write => self.now_nanos(),
+            PrepareStep::Sync => self
+                .now_nanos()
+                .saturating_add(u64::try_from(FILL_SYNC_ALLOWANCE.as_nanos()).unwrap_or(u64::MAX)),
+            PrepareStep::Done => {
+                self.op_start.store(0, Ordering::Release);
+                return;
+            }
+        };
+        self.op_start
+            .store(start.saturating_add(1).min(u64::MAX - 1), Ordering::Release);
+        self.wake.poke();
+    }
+
+    /// Runs `op` without timing it; records its error.
     pub(crate) fn untimed<T, E: std::fmt::Display>(
         &self,
         op: impl FnOnce() -> Result<T, E>,
@@ -225,8 +260,9 @@ impl LogFile for RecordedFile {
     /// waiters the monitor sees waiting.
     fn prepare_ahead(&mut self) -> io::Result<()> {
         let file = &mut self.file;
-        self.recorder
-            .untimed(|| file.prepare_ahead())
+        let recorder = &self.recorder;
+        recorder
+            .untimed(|| file.prepare_ahead(&mut |step| recorder.fill_step(step)))
             .map_err(to_io)
     }
 
@@ -249,7 +285,7 @@ impl LogFile for PlainFile {
     }
 
     fn prepare_ahead(&mut self) -> io::Result<()> {
-        self.0.prepare_ahead().map_err(to_io)
+        self.0.prepare_ahead(&mut |_| {}).map_err(to_io)
     }
 
     fn close(self) -> io::Result<()> {
@@ -297,6 +333,35 @@ mod tests {
         assert_eq!(window.p99(), Duration::from_millis(150), "latency kept");
         let _ = r.time(|| Err::<(), _>("second"));
         assert_eq!(r.error().as_deref(), Some("disk on fire"));
+    }
+
+    #[test]
+    fn a_fill_step_counts_from_its_start_and_its_sync_after_the_allowance() {
+        let clock = ManualClock::new();
+        let window = Arc::new(LatencyWindow::default());
+        let r = Recorder::new(
+            Arc::new(clock.clone()),
+            Arc::clone(&window),
+            Arc::new(MonitorWake::default()),
+        );
+        clock.advance(Duration::from_millis(10));
+        r.fill_step(PrepareStep::Write);
+        clock.advance(Duration::from_millis(150));
+        assert_eq!(r.running_for(), Some(Duration::from_millis(150)));
+        r.fill_step(PrepareStep::Sync);
+        assert_eq!(
+            r.op_started_at(),
+            Some(Duration::from_millis(160) + FILL_SYNC_ALLOWANCE)
+        );
+        clock.advance(FILL_SYNC_ALLOWANCE + Duration::from_millis(30));
+        assert_eq!(r.running_for(), Some(Duration::from_millis(30)));
+        r.fill_step(PrepareStep::Done);
+        assert_eq!(r.running_for(), None);
+        assert_eq!(
+            window.p99(),
+            Duration::ZERO,
+            "no fill latency in the window"
+        );
     }
 }
 

@@ -111,6 +111,7 @@ fn parse_ops(spec: &str) -> Vec<Op> {
             "remove" => Op::Remove,
             "open" => Op::Open,
             "reuse" => Op::ReuseForWrite,
+            "prepare" => Op::PrepareAhead,
             other => panic!("unknown op {other:?}"),
         })
         .collect()

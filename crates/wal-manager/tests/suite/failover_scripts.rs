@@ -38,6 +38,11 @@ fn a_slow_secondary_is_hedged_back_into_a_standby_in_the_recovered_primary() {
 }
 
 #[test]
+fn a_fill_stuck_on_the_primary_is_switched_away_from_at_the_threshold() {
+    run("fill_stall");
+}
+
+#[test]
 fn a_hedge_while_the_failback_segment_is_created_keeps_the_segments_in_order() {
     run("hedge_during_failback");
 }
