@@ -111,7 +111,7 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
     });
     eprintln!("disk_stall random moments: seed {seed} (DISK_STALL_SEED={seed} replays the phases)");
     let mut state = seed;
-    let mut maxima = Vec::new();
+    let (mut maxima, mut in_stall) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         // SplitMix64: the phase of this round's stall.
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -135,15 +135,25 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
             outcome.max
         );
         maxima.push(ms(outcome.max));
+        in_stall.push(ms(outcome.max_in_stall));
     }
-    maxima.sort_by(f64::total_cmp);
     eprintln!(
-        "disk_stall random moments: slowest append per stall over {} stalls of {stall:?}: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        "disk_stall random moments: over {} stalls of {stall:?}, slowest append per round {}; of those in flight during the stall {}",
         maxima.len(),
-        maxima[0],
-        maxima[maxima.len() / 2],
-        maxima[maxima.len() - 1]
+        spread(&mut maxima),
+        spread(&mut in_stall)
     );
+}
+
+/// "min X ms, median Y ms, max Z ms" of `v` (sorted in place).
+fn spread(v: &mut [f64]) -> String {
+    v.sort_by(f64::total_cmp);
+    format!(
+        "min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        v[0],
+        v[v.len() / 2],
+        v[v.len() - 1]
+    )
 }
 
 #[test]
@@ -229,6 +239,8 @@ struct Outcome {
     last_segment_sync_max: Duration,
     /// When the slowest append started, in ms after the stall began.
     slowest_started: f64,
+    /// The slowest of the appends in flight at some moment of the stall.
+    max_in_stall: Duration,
     /// The directory of each segment of the log, in order (`P`, `S`).
     segments: String,
 }
@@ -236,12 +248,13 @@ struct Outcome {
 impl Outcome {
     fn print(&self, name: &str) {
         eprintln!(
-            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started {:.1} ms after the stall began), {} switches, {} hedges, segments {}, last segment's slowest sync {:.1} ms",
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started {:.1} ms after the stall began), max of those in flight during the stall {:.1} ms, {} switches, {} hedges, segments {}, last segment's slowest sync {:.1} ms",
             self.appends,
             ms(self.p50),
             ms(self.p99),
             ms(self.max),
             self.slowest_started,
+            ms(self.max_in_stall),
             self.switches,
             self.hedges,
             self.segments,
@@ -299,6 +312,14 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
     // Signed: the slowest append may have started before the stall.
     let slowest_started = ms(slowest.3.saturating_duration_since(stalled_at))
         - ms(stalled_at.saturating_duration_since(slowest.3));
+    // The appends in flight at some moment of the stall: what it cost.
+    let stall_end = stalled_at + stall;
+    let max_in_stall = acked
+        .iter()
+        .filter(|a| a.3 < stall_end && a.3 + a.2 > stalled_at)
+        .map(|a| a.2)
+        .max()
+        .unwrap_or_default();
     let mut latencies: Vec<Duration> = acked.iter().map(|a| a.2).collect();
     latencies.sort_unstable();
     let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
@@ -311,6 +332,7 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         hedges,
         last_segment_sync_max,
         slowest_started,
+        max_in_stall,
         segments,
     }
 }
