@@ -111,7 +111,7 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
     });
     eprintln!("disk_stall random moments: seed {seed} (DISK_STALL_SEED={seed} replays the phases)");
     let mut state = seed;
-    let (mut maxima, mut in_stall) = (Vec::new(), Vec::new());
+    let (mut maxima, mut in_stall, mut outside) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // SplitMix64: the phase of this round's stall.
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -136,12 +136,14 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
         );
         maxima.push(ms(outcome.max));
         in_stall.push(ms(outcome.max_in_stall));
+        outside.push(ms(outcome.max_outside));
     }
     eprintln!(
-        "disk_stall random moments: over {} stalls of {stall:?}, slowest append per round {}; of those in flight during the stall {}",
+        "disk_stall random moments: over {} stalls of {stall:?}, slowest append per round {}; of those in flight during the stall {}; of the others {}",
         maxima.len(),
         spread(&mut maxima),
-        spread(&mut in_stall)
+        spread(&mut in_stall),
+        spread(&mut outside)
     );
 }
 
@@ -241,6 +243,8 @@ struct Outcome {
     slowest_started: f64,
     /// The slowest of the appends in flight at some moment of the stall.
     max_in_stall: Duration,
+    /// The slowest of the others (the same machine without a stall).
+    max_outside: Duration,
     /// The directory of each segment of the log, in order (`P`, `S`).
     segments: String,
 }
@@ -248,13 +252,14 @@ struct Outcome {
 impl Outcome {
     fn print(&self, name: &str) {
         eprintln!(
-            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started {:.1} ms after the stall began), max of those in flight during the stall {:.1} ms, {} switches, {} hedges, segments {}, last segment's slowest sync {:.1} ms",
+            "disk_stall {name}: {} synced appends by {WRITERS} writers, latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms (started {:.1} ms after the stall began), max of those in flight during the stall {:.1} ms, of the others {:.1} ms, {} switches, {} hedges, segments {}, last segment's slowest sync {:.1} ms",
             self.appends,
             ms(self.p50),
             ms(self.p99),
             ms(self.max),
             self.slowest_started,
             ms(self.max_in_stall),
+            ms(self.max_outside),
             self.switches,
             self.hedges,
             self.segments,
@@ -314,12 +319,9 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         - ms(stalled_at.saturating_duration_since(slowest.3));
     // The appends in flight at some moment of the stall: what it cost.
     let stall_end = stalled_at + stall;
-    let max_in_stall = acked
-        .iter()
-        .filter(|a| a.3 < stall_end && a.3 + a.2 > stalled_at)
-        .map(|a| a.2)
-        .max()
-        .unwrap_or_default();
+    let in_stall = |a: &&Acked| a.3 < stall_end && a.3 + a.2 > stalled_at;
+    let max_in_stall = acked.iter().filter(in_stall).map(|a| a.2).max();
+    let max_outside = acked.iter().filter(|a| !in_stall(a)).map(|a| a.2).max();
     let mut latencies: Vec<Duration> = acked.iter().map(|a| a.2).collect();
     latencies.sort_unstable();
     let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
@@ -332,7 +334,8 @@ fn run(config: &Config, control: &StallControl, before: Duration, stall: Duratio
         hedges,
         last_segment_sync_max,
         slowest_started,
-        max_in_stall,
+        max_in_stall: max_in_stall.unwrap_or_default(),
+        max_outside: max_outside.unwrap_or_default(),
         segments,
     }
 }
