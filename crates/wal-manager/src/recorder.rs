@@ -254,10 +254,10 @@ impl LogFile for RecordedFile {
         self.recorder.time(|| file.sync_data()).map_err(to_io)
     }
 
-    /// Not timed: preparing space ahead writes far more than a commit
-    /// does, and on a slow but healthy disk would read as a stall. A disk
-    /// that stalls while preparing holds up the next write or sync, whose
-    /// waiters the monitor sees waiting.
+    /// Timed step by step, not as a whole (see the module docs): preparing
+    /// space ahead writes far more than a commit does, and on a slow but
+    /// healthy disk would read as a stall; a step stuck on a stalled disk
+    /// holds up every commit behind it.
     fn prepare_ahead(&mut self) -> io::Result<()> {
         let file = &mut self.file;
         let recorder = &self.recorder;

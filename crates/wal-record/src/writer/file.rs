@@ -23,8 +23,9 @@ pub trait LogFile: Send + 'static {
     /// its next writes will land in (`wal_fs::OsFs` zero-fills ahead of a
     /// log, so that later syncs commit no metadata). The flush thread calls
     /// it after a successful sync, about every `PREPARE_EVERY` bytes written,
-    /// when no write or sync is in flight and no waiter is blocked on it;
-    /// never during close. The default does nothing.
+    /// when no write or sync is in flight (appenders may be waiting: under a
+    /// steady load there always are); never during close. The default does
+    /// nothing.
     ///
     /// # Errors
     /// Any I/O error; it becomes the writer's sticky error (a failed sync of
