@@ -267,9 +267,11 @@ pub struct FailoverConfig {
     /// Most bytes of not-yet-durable records the failover writer keeps for
     /// replay; appenders wait beyond it. Half of it triggers a sync.
     pub queue_bytes_max: HumanSize,
-    /// Keep a standby segment open in the secondary while appends go to
-    /// the primary, so that a switch or a hedge never waits for a file to
-    /// be created. An unused standby is removed when its log closes.
+    /// Keep a standby segment open in the other directory (in the
+    /// secondary while appends go to the primary; in the primary while
+    /// they go to the secondary, once nothing of the log is stuck there),
+    /// so that a switch or a hedge never waits for a file to be created.
+    /// An unused standby is removed when its log closes.
     pub standby: bool,
     /// Hedge: when a wait for durability passes the hedge deadline, write
     /// and sync the records not yet durable into the standby too, and
