@@ -6,10 +6,13 @@
 //! batches, syncs, log rotations, obsolete logs (recycled, or deleted all at
 //! once or log by log over several calls), and for the failover manager
 //! forced switches, switches away from a stalled directory, syncs stuck on
-//! a stalled primary and hedged into the standby (the stall then released,
-//! or kept through the crash), and ENOSPC/EIO faults on writes, syncs and
-//! directory syncs
-//! that the monitor (stepped by hand) switches away from. Between two
+//! a stalled directory and hedged into the standby in the other one (the
+//! stall then released, or kept through the crash), and ENOSPC/EIO faults
+//! on writes, syncs and directory syncs that the monitor (stepped by hand)
+//! switches away from. A quarter of the seeds write the way Pebble's engine
+//! does (`pebble-batch` sequencing: each record a batch whose header carries
+//! its sequence number, which the reader uses to drop duplicates), so that
+//! every layout a switch or a hedge leaves is read back in both modes. Between two
 //! operations the test takes `MemFs::crash_image` — a consistent snapshot,
 //! so "acknowledged before the crash" is exact — and opens a fresh manager on
 //! it. Each seed crashes one to three times (recover, write more, crash
@@ -46,7 +49,7 @@ use wal_fs::{CrashReport, Fault, MemFs, Op, OpFilter, Rule, Stall};
 use wal_manager::failover::writer::{SegmentRole, SegmentState};
 use wal_manager::{
     Config, DeletableFile, DirId, Driver, Env, FormatName, LogNum, Lsn, Manager, ManualClock,
-    Writer,
+    Sequencing, Writer,
 };
 use wal_record::WireFormat;
 use wal_testkit::SeededRng;
@@ -275,6 +278,8 @@ struct Totals {
     switches: u64,
     hedges: u64,
     hedges_back: u64,
+    pebble_seeds: u64,
+    pebble_hedges: u64,
 }
 
 impl Totals {
@@ -287,13 +292,18 @@ impl Totals {
         self.switches += s.switches;
         self.hedges += s.hedges;
         self.hedges_back += s.hedges_back;
+        if s.pebble {
+            self.pebble_seeds += 1;
+            self.pebble_hedges += s.hedges;
+        }
     }
 
     fn print(&self, name: &str, seeds: usize, elapsed: Duration) {
         eprintln!(
             "crash_recovery {name}: {seeds} seeds, {} crashes, {} acknowledged records checked, \
              {} records read back, {} logs ending in a torn tail, {} faults fired, {} switches, \
-             {} hedged waits ({} from the secondary into the primary), {:.1} s",
+             {} hedged waits ({} from the secondary into the primary); {} seeds in pebble-batch \
+             sequencing, with {} hedged waits; {:.1} s",
             self.crashes,
             self.acked,
             self.read_back,
@@ -302,6 +312,8 @@ impl Totals {
             self.switches,
             self.hedges,
             self.hedges_back,
+            self.pebble_seeds,
+            self.pebble_hedges,
             elapsed.as_secs_f64()
         );
     }
@@ -319,6 +331,8 @@ struct RunStats {
     hedges: u64,
     /// Hedges made while appends went to the secondary.
     hedges_back: u64,
+    /// The seed wrote in `pebble-batch` sequencing.
+    pebble: bool,
 }
 
 /// What the model knows of one appended record.
@@ -399,6 +413,9 @@ impl World {
         if rng.below(4) == 0 {
             config.writer.format = FormatName(WireFormat::Recyclable);
         }
+        if rng.below(4) == 0 {
+            config.log.sequencing = Sequencing::PebbleBatch;
+        }
         let mut world = World {
             kind,
             seed,
@@ -419,6 +436,7 @@ impl World {
             history: Vec::new(),
             stats: RunStats::default(),
         };
+        world.stats.pebble = world.config.log.sequencing == Sequencing::PebbleBatch;
         let env = world.env();
         let manager = Manager::open_with(&world.config, env)
             .unwrap_or_else(|e| world.fail(&format!("opening a fresh manager: {e}"), None));
@@ -574,6 +592,34 @@ impl World {
         }
     }
 
+    /// The bytes of the record appended as `lsn` in this epoch, `len` bytes
+    /// of self-checking payload; in `pebble-batch` mode behind a batch
+    /// header whose sequence number is `lsn` (count 1, so the next batch's
+    /// is the next LSN).
+    fn record(&self, lsn: u64, len: usize) -> Vec<u8> {
+        let body = payload(lsn, self.epoch, len);
+        if self.config.log.sequencing == Sequencing::Lsn {
+            return body;
+        }
+        let mut out = lsn.to_le_bytes().to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The LSN and epoch a record read back names, if it is one of
+    /// [`World::record`]'s (in `pebble-batch` mode, with a batch header
+    /// that agrees).
+    fn parse(&self, bytes: &[u8]) -> Option<(u64, u32)> {
+        if self.config.log.sequencing == Sequencing::Lsn {
+            return parse_payload(bytes);
+        }
+        let seq = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+        let count = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+        let (tag, epoch) = parse_payload(&bytes[12..])?;
+        (seq == tag && count == 1).then_some((tag, epoch))
+    }
+
     fn append(&mut self, n: usize, sync: bool, batch: bool) {
         let writer = self.writer();
         let first = self.manager().next_lsn().0;
@@ -581,15 +627,15 @@ impl World {
         let payloads: Vec<Vec<u8>> = lens
             .iter()
             .enumerate()
-            .map(|(i, &len)| payload(first + i as u64, self.epoch, len))
+            .map(|(i, &len)| self.record(first + i as u64, len))
             .collect();
-        for (i, &len) in lens.iter().enumerate() {
+        for (i, p) in payloads.iter().enumerate() {
             self.model.appended.insert(
                 first + i as u64,
                 Expected {
                     log: self.log,
                     epoch: self.epoch,
-                    len,
+                    len: p.len(),
                 },
             );
         }
@@ -981,7 +1027,7 @@ impl World {
             .records
             .iter()
             .map(|r| {
-                let (_, epoch) = parse_payload(&r.payload).expect("checked above");
+                let (_, epoch) = self.parse(&r.payload).expect("checked above");
                 (
                     r.lsn.0,
                     Expected {
@@ -1012,7 +1058,7 @@ impl World {
         };
         let mut seen = BTreeSet::new();
         for r in &recovered.records {
-            let Some((tag, epoch)) = parse_payload(&r.payload) else {
+            let Some((tag, epoch)) = self.parse(&r.payload) else {
                 fail(format!(
                     "log {} LSN {} holds {} bytes the workload never wrote",
                     r.log,
