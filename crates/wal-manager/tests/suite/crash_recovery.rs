@@ -12,10 +12,10 @@
 //! switches away from. A quarter of the seeds write the way Pebble's engine
 //! does (`pebble-batch` sequencing: each record a batch whose header carries
 //! its sequence number, which the reader uses to drop duplicates), so that
-//! every layout a switch or a hedge leaves is read back in both modes. Between two
-//! operations the test takes `MemFs::crash_image` — a consistent snapshot,
-//! so "acknowledged before the crash" is exact — and opens a fresh manager on
-//! it. Each seed crashes one to three times (recover, write more, crash
+//! every layout a switch or a hedge leaves is read back in both modes.
+//! Between two operations the test takes `MemFs::crash_image` — a
+//! consistent snapshot, so "acknowledged before the crash" is exact — and
+//! opens a fresh manager on it. Each seed crashes one to three times (recover, write more, crash
 //! again).
 //!
 //! After each crash, against the model:
