@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use wal_fs::{ErrorFs, Fault, LatencyControl, LatencyFs, Op, OpFilter, OsFs, Rule};
 use wal_manager::{Config, Driver, Env, LogNum, Manager, SystemClock, Writer};
 use wal_record::{Histogram, HistogramSnapshot};
-use wal_testkit::durability::{parse_payload, payload, read_all};
+use wal_testkit::durability::{parse_payload, payload, read_all, seed_from_env};
 
 /// Synced appenders in every case.
 const WRITERS: usize = 8;
@@ -494,14 +494,7 @@ fn print_noisy_slow(noisy: &Pair, slow_fo: &Run, slow_sa: &Run, slow_ratios: &[f
 
 fn main() {
     let plan = Plan::from_env();
-    let seed = std::env::var("FAILOVER_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = seed_from_env("FAILOVER_SEED");
     eprintln!(
         "failover bench: {} mode, noise seed {seed} (FAILOVER_SEED={seed} replays it)",
         if plan.smoke { "smoke" } else { "full" }

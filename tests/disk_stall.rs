@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use wal_manager::{Config, DirId, LogNum, Manager, Writer};
 use wal_stallfs::{Mounted, Op, StallControl, mount_or_skip};
-use wal_testkit::durability::{env_u64, parse_payload, payload, read_all, reopen_env};
+use wal_testkit::durability::{
+    env_u64, parse_payload, payload, read_all, reopen_env, seed_from_env,
+};
 
 const WRITERS: u64 = 8;
 const RECORD_LEN: usize = 64;
@@ -104,11 +106,7 @@ fn stalls_starting_at_random_moments_cost_the_failover_manager_little() {
     let control = mounted.control();
     let stall = Duration::from_millis(env_u64("DISK_STALL_MS").unwrap_or(500));
     let rounds = env_u64("DISK_STALL_ROUNDS").unwrap_or(3);
-    let seed = env_u64("DISK_STALL_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed = seed_from_env("DISK_STALL_SEED");
     eprintln!("disk_stall random moments: seed {seed} (DISK_STALL_SEED={seed} replays the phases)");
     let mut state = seed;
     let (mut maxima, mut in_stall, mut outside) = (Vec::new(), Vec::new(), Vec::new());

@@ -182,6 +182,19 @@ pub fn env_u64(var: &str) -> Option<u64> {
     Some(parsed.unwrap_or_else(|e| panic!("{var}={value:?} is not a number: {e}")))
 }
 
+/// The seed in `var` ([`env_u64`]), or a fresh one from the clock; the
+/// caller prints it, so that `var` replays the run.
+///
+/// # Panics
+/// As [`env_u64`].
+pub fn seed_from_env(var: &str) -> u64 {
+    env_u64(var).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
 /// Runs `run(seed)` for each seed; if one panics, prints the seed and the
 /// one-line command that replays it before passing the panic on.
 pub fn for_each_seed(

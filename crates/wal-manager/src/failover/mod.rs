@@ -538,7 +538,12 @@ fn tick(s: &Shared) -> (Duration, bool) {
     // On the secondary, a standby in the primary once nothing of the log is
     // running there and nothing speaks against it: a secondary that slows
     // down is then hedged back, and the switch back creates no file.
-    if on_secondary && cfg.standby && !primary_suspect && view.other_op_started_at.is_none() {
+    if on_secondary
+        && cfg.standby
+        && !view.standby_ready
+        && !primary_suspect
+        && view.other_op_started_at.is_none()
+    {
         if let Some(w) = &writer {
             w.start_primary_standby();
         }
